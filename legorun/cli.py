@@ -1,0 +1,146 @@
+"""The command line: `legorun [options] PROGRAM [ARGS...]`, in the manner of qemu-user.
+
+Exit status: the guest's own; 128+N when it dies of signal N (with the shell's message);
+126 when the program cannot be executed, 127 when it does not exist, 2 for usage errors,
+1 for legorun's own failures. legorun's messages start with "legorun: ".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+from legorun.config import MachineConfig
+from legorun.errors import LegorunError, UsageError
+from legorun.rpc.network import DEFAULT_BANDWIDTH_BPS, DEFAULT_LATENCY_S, NetworkModel
+from legorun.units import parse_bandwidth, parse_duration, parse_size
+
+PROG = "legorun"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (try 'legorun --help')")
+
+
+def _typed(parse):  # type: ignore[no-untyped-def]
+    """Wrap a parser so that argparse reports its ValueError text."""
+    def convert(text: str):  # type: ignore[no-untyped-def]
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        usage="legorun [options] PROGRAM [ARGS...]",
+        description="Run an x86-64 Linux ELF program on an emulated disaggregated machine "
+        "(LegoOS): a processor with a software-managed DRAM cache (the ExCache) in front of "
+        "a remote memory manager, and a stateless storage manager.",
+    )
+    machine = parser.add_argument_group("the machine")
+    machine.add_argument("--excache", metavar="SIZE", type=_typed(parse_size), default=64 << 20,
+                         help="ExCache size, e.g. 64K, 256M (default 64M)")
+    machine.add_argument("--assoc", metavar="N", type=int, default=64,
+                         help="ExCache ways per set (default 64, as in LegoOS)")
+    machine.add_argument("--policy", choices=("fifo", "lru", "random"), default="fifo",
+                         help="ExCache eviction policy (default fifo; lru is the clock "
+                         "approximation over reference bits)")
+    machine.add_argument("--seed", type=int, default=0,
+                         help="seed for random choices, for reproducible runs (default 0)")
+    machine.add_argument("--net-latency", metavar="TIME", type=_typed(parse_duration),
+                         default=DEFAULT_LATENCY_S,
+                         help=f"modelled per-RPC latency (default {DEFAULT_LATENCY_S * 1e6:.2f}us)")
+    machine.add_argument("--net-bandwidth", metavar="RATE", type=_typed(parse_bandwidth),
+                         default=DEFAULT_BANDWIDTH_BPS,
+                         help="modelled network bandwidth, e.g. 40Gbit/s "
+                         f"(default {DEFAULT_BANDWIDTH_BPS / 1e9:.2f}GB/s)")
+    machine.add_argument("--root", metavar="DIR", type=Path,
+                         help="confine the guest's file system to DIR")
+    guest = parser.add_argument_group("the guest (as in qemu-user)")
+    guest.add_argument("-E", dest="set_env", metavar="VAR=VALUE", action="append", default=[],
+                       help="set an environment variable for the guest")
+    guest.add_argument("-U", dest="unset_env", metavar="VAR", action="append", default=[],
+                       help="remove an environment variable from the guest")
+    guest.add_argument("-0", dest="argv0", metavar="ARGV0",
+                       help="use ARGV0 as the guest's argv[0]")
+    output = parser.add_argument_group("output")
+    output.add_argument("--stats", action="store_true",
+                        help="print ExCache, RPC and syscall statistics to stderr at exit")
+    output.add_argument("--stats-json", metavar="FILE", type=Path,
+                        help="write the statistics as JSON to FILE")
+    output.add_argument("--list-syscalls", action="store_true",
+                        help="print every x86-64 syscall and whether legorun implements it")
+    parser.add_argument("program", nargs="?", metavar="PROGRAM", help="the program to run")
+    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                        help="arguments for the program")
+    return parser
+
+
+def guest_environment(options: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    for assignment in options.set_env:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name:
+            raise UsageError(f"-E expects VAR=VALUE, got {assignment!r}")
+        env[name] = value
+    for name in options.unset_env:
+        env.pop(name, None)
+    return env
+
+
+def run(argv: Sequence[str]) -> int:
+    options = build_parser().parse_args(argv)
+    if options.list_syscalls:
+        from syscalls.table import SyscallTable
+
+        sys.stdout.write(SyscallTable.build().format())
+        return 0
+    if options.program is None:
+        raise UsageError("no program given (usage: legorun [options] PROGRAM [ARGS...])")
+    if options.root is not None and not options.root.is_dir():
+        raise UsageError(f"--root {options.root}: not a directory")
+
+    from legorun.machine import Machine
+    from legorun.processor.processor import signal_message
+
+    config = MachineConfig(
+        excache_size=options.excache,
+        excache_assoc=options.assoc,
+        excache_policy=options.policy,
+        seed=options.seed,
+        network=NetworkModel(options.net_latency, options.net_bandwidth),
+        root=options.root,
+    )
+    machine = Machine(config)
+    result = machine.run(options.program, options.args, guest_environment(options),
+                         options.argv0)
+    if result.exit.signal:
+        message = signal_message(result.exit.signal)
+        if message:
+            sys.stderr.write(message + "\n")
+    if options.stats:
+        sys.stderr.write(result.stats.summary())
+    if options.stats_json is not None:
+        options.stats_json.write_text(result.stats.to_json() + "\n")
+    return result.exit.shell_status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        status = run(sys.argv[1:] if argv is None else argv)
+    except LegorunError as error:
+        sys.stdout.flush()
+        sys.stderr.write(f"{PROG}: {error}\n")
+        return error.exit_status
+    except KeyboardInterrupt:
+        return 130
+    sys.stdout.flush()
+    return status

@@ -1,0 +1,79 @@
+"""The disaggregated machine, wired top to bottom: a storage manager, a memory manager and
+a processor, joined by a transport that counts every RPC.
+
+By default all three run in this process (the embedded machine) over the in-process
+transport.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from legorun.config import MachineConfig
+from legorun.errors import LoaderError, ProgramNotFound
+from legorun.managers.memory import MemoryManager
+from legorun.managers.storage import StorageManager
+from legorun.processor.processor import Exit, Processor, Warn
+from legorun.rpc.messages import StatReply, StatRequest
+from legorun.rpc.stats import RpcStats
+from legorun.rpc.transport import LocalTransport
+from legorun.stats import RunStats
+from syscalls.errno import Errno, strerror
+
+S_IFMT, S_IFDIR, S_IFREG = 0o170000, 0o040000, 0o100000
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    exit: Exit
+    stats: RunStats
+
+
+class Machine:
+    def __init__(self, config: MachineConfig) -> None:
+        self.config = config
+        self.rpc_stats = RpcStats()
+        self.transport = LocalTransport(config.network, self.rpc_stats)
+        self.storage = StorageManager(config.root)
+        self.memory = MemoryManager(self.transport.call)
+        self.transport.register(self.storage.handlers())
+        self.transport.register(self.memory.handlers())
+        self.warn = Warn()
+
+    def guest_cwd(self) -> str:
+        """The guest starts where legorun was started, seen from inside the root if any."""
+        host = Path.cwd()
+        if self.config.root is None:
+            return str(host)
+        root = self.config.root.resolve()
+        return "/" + str(host.relative_to(root)) if host.is_relative_to(root) else "/"
+
+    def guest_path(self, program: str, cwd: str) -> str:
+        return os.path.normpath(os.path.join(cwd, program))
+
+    def check_program(self, path: str, shown: str) -> None:
+        """Fail as a shell would before exec: 127 for missing, 126 for not executable."""
+        reply: StatReply = self.transport.call(StatRequest(path, True))
+        if reply.status == Errno.ENOENT or reply.status == Errno.ENOTDIR:
+            raise ProgramNotFound(f"{shown}: {strerror(reply.status)}")
+        if reply.status or reply.stat is None:
+            raise LoaderError(f"{shown}: {strerror(reply.status or Errno.EIO)}")
+        mode = reply.stat.mode
+        if mode & S_IFMT == S_IFDIR:
+            raise LoaderError(f"{shown}: Is a directory")
+        if mode & S_IFMT != S_IFREG or not mode & 0o111:
+            raise LoaderError(f"{shown}: Permission denied")
+
+    def run(self, program: str, args: list[str], env: dict[str, str],
+            argv0: str | None = None) -> RunResult:
+        cwd = self.guest_cwd()
+        path = self.guest_path(program, cwd)
+        self.check_program(path, program)
+        processor = Processor(self.config, self.transport, self.warn)
+        argv = [os.fsencode(argv0 if argv0 is not None else program)]
+        argv += [os.fsencode(arg) for arg in args]
+        envp = [os.fsencode(f"{key}={value}") for key, value in env.items()]
+        exit = processor.run(path, argv, envp, os.fsencode(program), cwd)
+        return RunResult(exit, RunStats.collect(processor, self.rpc_stats))

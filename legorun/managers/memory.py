@@ -1,0 +1,215 @@
+"""The memory manager (LegoOS mComponent): all virtual-memory state of every process.
+
+It owns each process's VMAs and page contents, serves ExCache misses and write-backs, runs
+the address-space syscalls, and sets up the address space for exec (ELF loading and the
+initial stack), pulling files from the storage manager. One `handle_p2m_*` per opcode; a
+handler never raises for a guest error: the reply's `status` carries the errno.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from legorun.errors import LegorunError
+from legorun.loader.elf import parse_elf
+from legorun.loader.stack import AuxvInputs, build_stack
+from legorun.managers.address_space import AddressSpace
+from legorun.managers.vma import (
+    MAP_ANONYMOUS,
+    MAP_GROWSDOWN,
+    MAP_PRIVATE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    Vma,
+    page_down,
+    page_up,
+)
+from legorun.rpc.messages import (
+    BrkRequest,
+    DataReply,
+    ExecReply,
+    ExecRequest,
+    ExitRequest,
+    FileReadRequest,
+    MadviseRequest,
+    MmapRequest,
+    MmReply,
+    MprotectRequest,
+    MremapRequest,
+    MunmapRequest,
+    Opcode,
+    PageMissRequest,
+    PageReply,
+    Request,
+    StatusReply,
+    WritebackRequest,
+)
+from syscalls.errno import Errno, SyscallError
+
+STACK_TOP = 0x7FFFFFFFF000
+STACK_SIZE = 8 << 20  # RLIMIT_STACK's usual 8 MiB, reserved up front (pages are sparse)
+FILE_CHUNK = 1 << 20
+
+
+class MemoryManager:
+    def __init__(self, storage: Callable[[Request], Any]) -> None:
+        """`storage` sends an M2S request to the storage manager and returns its reply."""
+        self._storage = storage
+        self._spaces: dict[int, AddressSpace] = {}
+
+    def handlers(self) -> dict[Opcode, Callable[[Any], Any]]:
+        return {
+            Opcode.P2M_EXECVE: self.handle_p2m_execve,
+            Opcode.P2M_PCACHE_MISS: self.handle_p2m_pcache_miss,
+            Opcode.P2M_WRITEBACK: self.handle_p2m_writeback,
+            Opcode.P2M_EXIT: self.handle_p2m_exit,
+            Opcode.P2M_BRK: self.handle_p2m_brk,
+            Opcode.P2M_MMAP: self.handle_p2m_mmap,
+            Opcode.P2M_MUNMAP: self.handle_p2m_munmap,
+            Opcode.P2M_MPROTECT: self.handle_p2m_mprotect,
+            Opcode.P2M_MREMAP: self.handle_p2m_mremap,
+            Opcode.P2M_MADVISE: self.handle_p2m_madvise,
+        }
+
+    # ------------------------------------------------------------ storage access
+
+    def _read_file(self, path: str, offset: int, length: int) -> bytes:
+        reply: DataReply = self._storage(FileReadRequest(path, offset, length))
+        if reply.status:
+            raise SyscallError(Errno(reply.status), path)
+        return reply.data
+
+    def _read_whole_file(self, path: str) -> bytes:
+        chunks = []
+        offset = 0
+        while True:
+            chunk = self._read_file(path, offset, FILE_CHUNK)
+            chunks.append(chunk)
+            offset += len(chunk)
+            if len(chunk) < FILE_CHUNK:
+                return b"".join(chunks)
+
+    # ------------------------------------------------------------ exec
+
+    def handle_p2m_execve(self, req: ExecRequest) -> ExecReply:
+        try:
+            data = self._read_whole_file(req.path)
+        except SyscallError as error:
+            return ExecReply(status=error.errno, detail=req.path)
+        try:
+            image = parse_elf(data, req.path)
+        except LegorunError as error:
+            return ExecReply(status=Errno.ENOEXEC, detail=str(error))
+        if image.interp is not None:
+            return ExecReply(
+                status=Errno.ENOEXEC,
+                detail=f"{req.path}: dynamically linked (interpreter {image.interp}) "
+                "programs are not supported yet",
+            )
+        space = AddressSpace(self._read_file)
+        for segment in image.segments:
+            start = page_down(segment.vaddr)
+            file_end = page_up(segment.vaddr + segment.filesz)
+            mem_end = page_up(segment.vaddr + segment.memsz)
+            if file_end > start:
+                # Like Linux, map whole file pages: bytes of the file before the segment
+                # share its first page; bytes after p_filesz in its last page read as zero.
+                file_start = page_down(segment.offset)
+                space.map_fixed(
+                    Vma(start, file_end, segment.prot, MAP_PRIVATE, req.path, file_start),
+                    data[file_start : segment.offset + segment.filesz],
+                )
+            if mem_end > file_end:  # .bss beyond the file's last page: anonymous zeros
+                space.map_fixed(
+                    Vma(max(start, file_end), mem_end, segment.prot, MAP_PRIVATE | MAP_ANONYMOUS)
+                )
+        stack_prot = PROT_READ | PROT_WRITE | (PROT_EXEC if image.stack_executable else 0)
+        aux = AuxvInputs(
+            uid=req.uid, euid=req.euid, gid=req.gid, egid=req.egid, hwcap=req.hwcap,
+            platform=req.platform, random=req.random, clktck=req.clktck,
+        )
+        stack = build_stack(image, req.argv, req.envp, req.execfn, aux, STACK_TOP)
+        space.map_fixed(
+            Vma(STACK_TOP - STACK_SIZE, STACK_TOP, stack_prot,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, name="[stack]"),
+            stack.data,
+            stack.sp - (STACK_TOP - STACK_SIZE),
+        )
+        space.set_brk_base(image.end)
+        self._spaces[req.pid] = space
+        return ExecReply(
+            entry=image.entry,
+            sp=stack.sp,
+            brk=image.end,
+            layout=space.layout(),
+            populated=tuple(space.populated()),
+        )
+
+    def handle_p2m_exit(self, req: ExitRequest) -> StatusReply:
+        self._spaces.pop(req.pid, None)
+        return StatusReply()
+
+    # ------------------------------------------------------------ ExCache traffic
+
+    def handle_p2m_pcache_miss(self, req: PageMissRequest) -> PageReply:
+        space = self._spaces.get(req.pid)
+        if space is None:
+            return PageReply(status=Errno.ESRCH)
+        try:
+            for addr, line in req.writeback:
+                space.write_page(addr, line)
+            return PageReply(data=space.read_page(req.addr))
+        except SyscallError as error:
+            return PageReply(status=error.errno)
+
+    def handle_p2m_writeback(self, req: WritebackRequest) -> StatusReply:
+        space = self._spaces.get(req.pid)
+        if space is None:
+            return StatusReply(status=Errno.ESRCH)
+        try:
+            for addr, line in req.lines:
+                space.write_page(addr, line)
+        except SyscallError as error:
+            return StatusReply(status=error.errno)
+        return StatusReply()
+
+    # ------------------------------------------------------------ address-space calls
+
+    def _mm(self, pid: int, operation: Callable[[AddressSpace], int | None]) -> MmReply:
+        space = self._spaces.get(pid)
+        if space is None:
+            return MmReply(status=Errno.ESRCH)
+        try:
+            result = operation(space)
+        except SyscallError as error:
+            return MmReply(status=error.errno, layout=space.layout())
+        return MmReply(result=result or 0, layout=space.layout())
+
+    def handle_p2m_brk(self, req: BrkRequest) -> MmReply:
+        return self._mm(req.pid, lambda space: space.brk(req.brk))
+
+    def handle_p2m_mmap(self, req: MmapRequest) -> MmReply:
+        return self._mm(
+            req.pid,
+            lambda space: space.mmap(
+                req.addr, req.length, req.prot, req.flags, req.path, req.offset
+            ),
+        )
+
+    def handle_p2m_munmap(self, req: MunmapRequest) -> MmReply:
+        return self._mm(req.pid, lambda space: space.munmap(req.addr, req.length))
+
+    def handle_p2m_mprotect(self, req: MprotectRequest) -> MmReply:
+        return self._mm(req.pid, lambda space: space.mprotect(req.addr, req.length, req.prot))
+
+    def handle_p2m_mremap(self, req: MremapRequest) -> MmReply:
+        return self._mm(
+            req.pid,
+            lambda space: space.mremap(
+                req.old_addr, req.old_size, req.new_size, req.flags, req.new_addr
+            ),
+        )
+
+    def handle_p2m_madvise(self, req: MadviseRequest) -> MmReply:
+        return self._mm(req.pid, lambda space: space.madvise(req.addr, req.length, req.advice))

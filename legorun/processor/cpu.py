@@ -1,0 +1,148 @@
+"""The processor's execution engine: one Unicorn x86-64 instance.
+
+It knows registers, the syscall instruction and CPU exceptions, and nothing of ELF files or
+memory contents (the ExCache hook supplies every page). The syscall hook is registered
+directly with the library and reads the seven argument registers in one batched call: the
+binding's per-register reads cost microseconds each.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Callable
+
+from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_64, Uc, UcError
+from unicorn.unicorn_py3.unicorn import uclib
+from unicorn.x86_const import (
+    UC_X86_INS_SYSCALL,
+    UC_X86_REG_FS_BASE,
+    UC_X86_REG_GS_BASE,
+    UC_X86_REG_R8,
+    UC_X86_REG_R9,
+    UC_X86_REG_R10,
+    UC_X86_REG_RAX,
+    UC_X86_REG_RDI,
+    UC_X86_REG_RDX,
+    UC_X86_REG_RIP,
+    UC_X86_REG_RSI,
+    UC_X86_REG_RSP,
+)
+
+from legorun.errors import LegorunError
+
+SYSCALL_REGS = (
+    UC_X86_REG_RAX, UC_X86_REG_RDI, UC_X86_REG_RSI, UC_X86_REG_RDX,
+    UC_X86_REG_R10, UC_X86_REG_R8, UC_X86_REG_R9,
+)
+INSN_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+INTR_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+
+# Syscall handler: (number, six arguments) -> value for rax.
+SyscallHandler = Callable[[int, tuple[int, ...]], int]
+
+
+@dataclass(frozen=True, slots=True)
+class CpuException:
+    """A CPU exception the guest raised (x86 vector number) at `rip`."""
+
+    vector: int
+    rip: int
+
+
+class Cpu:
+    def __init__(self) -> None:
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        self._handler: SyscallHandler | None = None
+        self._stop_requested = False
+        self.error: BaseException | None = None
+        self.exception: CpuException | None = None
+
+        count = len(SYSCALL_REGS)
+        self._reg_ids = (ctypes.c_int * count)(*SYSCALL_REGS)
+        self._reg_values = (ctypes.c_uint64 * count)()
+        base = ctypes.addressof(self._reg_values)
+        self._reg_ptrs = (ctypes.c_void_p * count)(*(base + 8 * i for i in range(count)))
+        self._rax = ctypes.c_uint64()
+        self._syscall_hook = INSN_HOOK(self._on_syscall)  # kept alive: C holds the pointer
+        self._intr_hook = INTR_HOOK(self._on_interrupt)
+        self._add_hook(UC_HOOK_INSN, self._syscall_hook, ctypes.c_int(UC_X86_INS_SYSCALL))
+        self._add_hook(UC_HOOK_INTR, self._intr_hook)
+
+    def _add_hook(self, kind: int, callback: ctypes._CFuncPtr, *extra: object) -> None:
+        handle = ctypes.c_size_t()
+        status = uclib.uc_hook_add(
+            self.uc._uch, ctypes.byref(handle), kind, ctypes.cast(callback, ctypes.c_void_p),
+            None, ctypes.c_uint64(1), ctypes.c_uint64(0), *extra,
+        )
+        if status != 0:
+            raise LegorunError(f"cannot install a CPU hook (unicorn error {status})")
+
+    def set_syscall_handler(self, handler: SyscallHandler) -> None:
+        self._handler = handler
+
+    # ------------------------------------------------------------ hooks (called by Unicorn)
+
+    def _on_syscall(self, _uc: int, _user: int) -> None:
+        try:
+            uclib.uc_reg_read_batch(self.uc._uch, self._reg_ids, self._reg_ptrs, len(SYSCALL_REGS))
+            values = self._reg_values
+            assert self._handler is not None
+            result = self._handler(values[0], tuple(values[1:7]))
+            self._rax.value = result & 0xFFFFFFFFFFFFFFFF
+            uclib.uc_reg_write(self.uc._uch, UC_X86_REG_RAX, ctypes.byref(self._rax))
+        except BaseException as error:  # re-raised by run() once Unicorn has stopped
+            self.error = error
+            self.uc.emu_stop()
+
+    def _on_interrupt(self, _uc: int, vector: int, _user: int) -> None:
+        self.exception = CpuException(vector, self.uc.reg_read(UC_X86_REG_RIP))
+        self.uc.emu_stop()
+
+    # ------------------------------------------------------------ control
+
+    def request_stop(self) -> None:
+        """Stop after the current instruction (used by exit and by fatal signals)."""
+        self._stop_requested = True
+        self.uc.emu_stop()
+
+    def run(self, entry: int, sp: int) -> None:
+        """Run from entry until a stop is requested, a hook fails or the CPU faults.
+
+        Raises UcError for a fault Unicorn reports, or whatever a hook raised.
+        """
+        self.uc.reg_write(UC_X86_REG_RSP, sp)
+        pc = entry
+        while True:
+            try:
+                self.uc.emu_start(pc, 0xFFFFFFFFFFFFFFFF)
+            except UcError:
+                # A hook that failed (or asked to exit) stops Unicorn, which may then report
+                # a spurious fault on its way out: the hook's reason comes first.
+                if self.error is None:
+                    raise
+            if self.error is not None:
+                error, self.error = self.error, None
+                raise error
+            if self._stop_requested or self.exception is not None:
+                return
+            pc = self.uc.reg_read(UC_X86_REG_RIP)
+
+    @property
+    def pc(self) -> int:
+        return self.uc.reg_read(UC_X86_REG_RIP)
+
+    def set_fs_base(self, value: int) -> None:
+        self.uc.reg_write(UC_X86_REG_FS_BASE, value)
+
+    def fs_base(self) -> int:
+        return self.uc.reg_read(UC_X86_REG_FS_BASE)
+
+    def set_gs_base(self, value: int) -> None:
+        self.uc.reg_write(UC_X86_REG_GS_BASE, value)
+
+    def gs_base(self) -> int:
+        return self.uc.reg_read(UC_X86_REG_GS_BASE)
+
+
+__all__ = ["Cpu", "CpuException", "UcError"]

@@ -1,0 +1,232 @@
+"""Open file descriptions held by the processor (the storage manager keeps no state).
+
+A file on the storage manager is remembered by its guest path and offset and every read or
+write is a self-contained P2S request. Streams inherited from the host (the guest's stdin,
+stdout and stderr) are used directly: they are pipes or terminals, not files to serve.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_module
+
+from legorun.rpc.messages import (
+    DataReply,
+    FileStat,
+    ReaddirReply,
+    ReaddirRequest,
+    ReadRequest,
+    StatReply,
+    StatRequest,
+    WriteReply,
+    WriteRequest,
+)
+from legorun.rpc.transport import Transport
+from syscalls.errno import Errno, SyscallError
+
+O_ACCMODE = 0o3
+O_RDONLY = 0o0
+O_WRONLY = 0o1
+O_RDWR = 0o2
+O_CREAT = 0o100
+O_EXCL = 0o200
+O_NOCTTY = 0o400
+O_TRUNC = 0o1000
+O_APPEND = 0o2000
+O_NONBLOCK = 0o4000
+O_DIRECTORY = 0o200000
+O_NOFOLLOW = 0o400000
+O_CLOEXEC = 0o2000000
+O_PATH = 0o10000000
+
+SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
+
+
+def host_stat(result: os.stat_result) -> FileStat:
+    return FileStat(
+        dev=result.st_dev, ino=result.st_ino, mode=result.st_mode, nlink=result.st_nlink,
+        uid=result.st_uid, gid=result.st_gid, rdev=result.st_rdev, size=result.st_size,
+        blksize=result.st_blksize, blocks=result.st_blocks, atime_ns=result.st_atime_ns,
+        mtime_ns=result.st_mtime_ns, ctime_ns=result.st_ctime_ns,
+    )
+
+
+def host_errno(error: OSError) -> SyscallError:
+    try:
+        return SyscallError(Errno(error.errno or Errno.EIO))
+    except ValueError:
+        return SyscallError(Errno.EIO)
+
+
+class OpenFile:
+    """An open file description: shared by every fd dup'ed from the same open()."""
+
+    path: str | None = None
+
+    def __init__(self, flags: int) -> None:
+        self.flags = flags
+
+    @property
+    def readable(self) -> bool:
+        return self.flags & O_ACCMODE in (O_RDONLY, O_RDWR) and not self.flags & O_PATH
+
+    @property
+    def writable(self) -> bool:
+        return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR) and not self.flags & O_PATH
+
+    def read(self, size: int) -> bytes:
+        raise SyscallError(Errno.EINVAL)
+
+    def write(self, data: bytes) -> int:
+        raise SyscallError(Errno.EINVAL)
+
+    def pread(self, size: int, offset: int) -> bytes:
+        raise SyscallError(Errno.ESPIPE)
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        raise SyscallError(Errno.ESPIPE)
+
+    def seek(self, offset: int, whence: int) -> int:
+        raise SyscallError(Errno.ESPIPE)
+
+    def stat(self) -> FileStat:
+        raise SyscallError(Errno.EBADF)
+
+    def isatty(self) -> bool:
+        return False
+
+    def host_fd(self) -> int | None:
+        """The host descriptor behind this file, for terminal ioctls; None if there is none."""
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class HostStream(OpenFile):
+    """A descriptor the guest inherits from legorun's own process (stdin/stdout/stderr)."""
+
+    def __init__(self, fd: int, flags: int) -> None:
+        super().__init__(flags)
+        self.fd = fd
+
+    def read(self, size: int) -> bytes:
+        try:
+            return os.read(self.fd, size)
+        except OSError as error:
+            raise host_errno(error) from None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return os.write(self.fd, data)
+        except OSError as error:
+            raise host_errno(error) from None
+
+    def pread(self, size: int, offset: int) -> bytes:
+        try:
+            return os.pread(self.fd, size, offset)
+        except OSError as error:
+            raise host_errno(error) from None
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        try:
+            return os.pwrite(self.fd, data, offset)
+        except OSError as error:
+            raise host_errno(error) from None
+
+    def seek(self, offset: int, whence: int) -> int:
+        try:
+            return os.lseek(self.fd, offset, whence)
+        except OSError as error:
+            raise host_errno(error) from None
+
+    def stat(self) -> FileStat:
+        return host_stat(os.fstat(self.fd))
+
+    def isatty(self) -> bool:
+        return os.isatty(self.fd)
+
+    def host_fd(self) -> int | None:
+        return self.fd
+
+
+class StorageFile(OpenFile):
+    """A regular file (or device) on the storage manager: a path and an offset."""
+
+    def __init__(self, transport: Transport, path: str, flags: int) -> None:
+        super().__init__(flags)
+        self._transport = transport
+        self.path = path
+        self.offset = 0
+
+    def pread(self, size: int, offset: int) -> bytes:
+        reply: DataReply = self._transport.call(ReadRequest(self.path, offset, size))
+        if reply.status:
+            raise SyscallError(Errno(reply.status))
+        return reply.data
+
+    def _write_at(self, data: bytes, offset: int, append: bool) -> WriteReply:
+        reply: WriteReply = self._transport.call(WriteRequest(self.path, offset, data, append))
+        if reply.status:
+            raise SyscallError(Errno(reply.status))
+        return reply
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        # Linux ignores the offset of pwrite on an O_APPEND file and appends.
+        return self._write_at(data, offset, bool(self.flags & O_APPEND)).written
+
+    def read(self, size: int) -> bytes:
+        data = self.pread(size, self.offset)
+        self.offset += len(data)
+        return data
+
+    def write(self, data: bytes) -> int:
+        reply = self._write_at(data, self.offset, bool(self.flags & O_APPEND))
+        self.offset = reply.end
+        return reply.written
+
+    def seek(self, offset: int, whence: int) -> int:
+        if whence == SEEK_SET:
+            target = offset
+        elif whence == SEEK_CUR:
+            target = self.offset + offset
+        elif whence == SEEK_END:
+            target = self.stat().size + offset
+        else:
+            raise SyscallError(Errno.EINVAL)
+        if target < 0:
+            raise SyscallError(Errno.EINVAL)
+        self.offset = target
+        return target
+
+    def stat(self) -> FileStat:
+        reply: StatReply = self._transport.call(StatRequest(self.path, True))
+        if reply.status or reply.stat is None:
+            raise SyscallError(Errno(reply.status or Errno.EIO))
+        return reply.stat
+
+
+class Directory(StorageFile):
+    """An open directory: getdents64 walks it by entry index (the offset)."""
+
+    def read(self, size: int) -> bytes:
+        raise SyscallError(Errno.EISDIR)
+
+    def write(self, data: bytes) -> int:
+        raise SyscallError(Errno.EISDIR)
+
+    def entries(self, count: int) -> ReaddirReply:
+        reply: ReaddirReply = self._transport.call(ReaddirRequest(self.path, self.offset, count))
+        if reply.status:
+            raise SyscallError(Errno(reply.status))
+        return reply
+
+    def seek(self, offset: int, whence: int) -> int:
+        if whence != SEEK_SET or offset < 0:
+            raise SyscallError(Errno.EINVAL)
+        self.offset = offset
+        return offset
+
+
+def is_directory(mode: int) -> bool:
+    return stat_module.S_ISDIR(mode)

@@ -1,0 +1,80 @@
+"""What the processor knows about the process it runs: identity, cwd, limits, signal
+bookkeeping. Memory is not here: it belongs to the memory manager."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+RLIM_INFINITY = (1 << 64) - 1
+
+
+class ProcessExit(Exception):
+    """The guest asked to exit (exit/exit_group) with this status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class FatalSignal(Exception):
+    """The guest dies of a signal whose default action terminates it."""
+
+    def __init__(self, signal: int) -> None:
+        super().__init__(signal)
+        self.signal = signal
+
+
+def default_rlimits() -> dict[int, tuple[int, int]]:
+    return {
+        0: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_CPU
+        1: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_FSIZE
+        2: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_DATA
+        3: (8 << 20, RLIM_INFINITY),  # RLIMIT_STACK
+        4: (0, RLIM_INFINITY),  # RLIMIT_CORE
+        5: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_RSS
+        6: (63459, 63459),  # RLIMIT_NPROC
+        7: (1024, 1048576),  # RLIMIT_NOFILE
+        8: (8 << 20, 8 << 20),  # RLIMIT_MEMLOCK
+        9: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_AS
+        10: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_LOCKS
+        11: (63459, 63459),  # RLIMIT_SIGPENDING
+        12: (819200, 819200),  # RLIMIT_MSGQUEUE
+        13: (0, 0),  # RLIMIT_NICE
+        14: (0, 0),  # RLIMIT_RTPRIO
+        15: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_RTTIME
+    }
+
+
+@dataclass(slots=True)
+class SignalAction:
+    handler: int = 0  # SIG_DFL
+    flags: int = 0
+    restorer: int = 0
+    mask: int = 0
+
+
+@dataclass(slots=True)
+class ProcessState:
+    pid: int
+    exe: str  # absolute guest path of the running program (/proc/self/exe)
+    cwd: str
+    argv: tuple[bytes, ...] = ()
+    envp: tuple[bytes, ...] = ()
+    ppid: int = field(default_factory=os.getppid)
+    uid: int = field(default_factory=os.getuid)
+    euid: int = field(default_factory=os.geteuid)
+    gid: int = field(default_factory=os.getgid)
+    egid: int = field(default_factory=os.getegid)
+    umask: int = 0o022
+    rlimits: dict[int, tuple[int, int]] = field(default_factory=default_rlimits)
+    sigactions: dict[int, SignalAction] = field(default_factory=dict)
+    sigmask: int = 0
+    clear_child_tid: int = 0
+    robust_list: tuple[int, int] = (0, 0)
+    start_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def tid(self) -> int:
+        return self.pid

@@ -1,0 +1,427 @@
+"""The wire format between components: opcodes and flat request/reply values.
+
+As in LegoOS (include/lego/rpc/opcode.h, struct_p2m.h, struct_p2s.h, struct_m2s.h), an opcode
+names its direction: P2M_ processor to memory, P2S_ processor to storage, M2S_ memory to
+storage. Syscall-backed opcodes reuse the x86-64 syscall number. Every request is complete in
+itself (stateless, NFS-style): it names the process (`pid`) or the file (`path`) it is about.
+
+Replies carry `status`: 0 for success or a Linux errno, never overloaded into a result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import ClassVar
+
+from legorun.managers.vma import Vma
+
+
+class Opcode(IntEnum):
+    # processor -> memory; syscall-backed ones carry the syscall number
+    P2M_MMAP = 9
+    P2M_MPROTECT = 10
+    P2M_MUNMAP = 11
+    P2M_BRK = 12
+    P2M_MREMAP = 25
+    P2M_MADVISE = 28
+    P2M_EXECVE = 59
+    P2M_PCACHE_MISS = 0x1000
+    P2M_WRITEBACK = 0x1001
+    P2M_EXIT = 0x1002
+    # processor -> storage
+    P2S_OPEN = 0x2000
+    P2S_READ = 0x2001
+    P2S_WRITE = 0x2002
+    P2S_STAT = 0x2003
+    P2S_ACCESS = 0x2004
+    P2S_READDIR = 0x2005
+    P2S_READLINK = 0x2006
+    P2S_MKDIR = 0x2007
+    P2S_RMDIR = 0x2008
+    P2S_UNLINK = 0x2009
+    P2S_RENAME = 0x200A
+    P2S_TRUNCATE = 0x200B
+    P2S_SYMLINK = 0x200C
+    P2S_LINK = 0x200D
+    P2S_CHMOD = 0x200E
+    P2S_UTIMENS = 0x200F
+    P2S_STATFS = 0x2010
+    # memory -> storage
+    M2S_READ = 0x3000
+
+
+class Request:
+    """Base of every request; `OPCODE` names its handler on the receiving manager."""
+
+    __slots__ = ()
+    OPCODE: ClassVar[Opcode]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReply:
+    status: int = 0
+
+
+# ---------------------------------------------------------------- processor -> memory
+
+
+@dataclass(frozen=True, slots=True)
+class ExecRequest(Request):
+    """Replace pid's address space with the ELF at `path` and build its initial stack.
+
+    `execfn` is the path as the user gave it (AT_EXECFN); the auxv values that are facts of
+    the processor (identity, hwcap, platform, AT_RANDOM bytes) travel with the request.
+    """
+
+    OPCODE = Opcode.P2M_EXECVE
+    pid: int
+    path: str
+    argv: tuple[bytes, ...]
+    envp: tuple[bytes, ...]
+    execfn: bytes
+    uid: int = 0
+    euid: int = 0
+    gid: int = 0
+    egid: int = 0
+    hwcap: int = 0
+    platform: bytes = b"x86_64"
+    random: bytes = bytes(16)
+    clktck: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ExecReply:
+    """`layout` is the whole new VMA list; `populated` the page addresses that hold data at
+    the memory manager (so they must be fetched, not zero-filled)."""
+
+    status: int = 0
+    detail: str = ""
+    entry: int = 0
+    sp: int = 0
+    brk: int = 0
+    layout: tuple[Vma, ...] = ()
+    populated: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PageMissRequest(Request):
+    """ExCache miss on the page at `addr`; `writeback` carries the evicted dirty line, if any,
+    as (page address, 4096 bytes): the write-back piggybacks on the miss."""
+
+    OPCODE = Opcode.P2M_PCACHE_MISS
+    pid: int
+    addr: int
+    writeback: tuple[tuple[int, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PageReply:
+    status: int = 0
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class WritebackRequest(Request):
+    """Dirty lines flushed without a miss to carry them (eviction before a local zero-fill,
+    flush before munmap/mremap, exit)."""
+
+    OPCODE = Opcode.P2M_WRITEBACK
+    pid: int
+    lines: tuple[tuple[int, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRequest(Request):
+    OPCODE = Opcode.P2M_EXIT
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class MmReply:
+    """Result of an address-space call: `result` as the syscall returns it, and the new VMA
+    `layout` (whole list) for the processor's copy."""
+
+    status: int = 0
+    result: int = 0
+    layout: tuple[Vma, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BrkRequest(Request):
+    OPCODE = Opcode.P2M_BRK
+    pid: int
+    brk: int
+
+
+@dataclass(frozen=True, slots=True)
+class MmapRequest(Request):
+    """`path` is the guest path of the file for a file-backed mapping (the processor resolves
+    the fd), None for an anonymous one."""
+
+    OPCODE = Opcode.P2M_MMAP
+    pid: int
+    addr: int
+    length: int
+    prot: int
+    flags: int
+    path: str | None = None
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MunmapRequest(Request):
+    OPCODE = Opcode.P2M_MUNMAP
+    pid: int
+    addr: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class MprotectRequest(Request):
+    OPCODE = Opcode.P2M_MPROTECT
+    pid: int
+    addr: int
+    length: int
+    prot: int
+
+
+@dataclass(frozen=True, slots=True)
+class MremapRequest(Request):
+    OPCODE = Opcode.P2M_MREMAP
+    pid: int
+    old_addr: int
+    old_size: int
+    new_size: int
+    flags: int
+    new_addr: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MadviseRequest(Request):
+    OPCODE = Opcode.P2M_MADVISE
+    pid: int
+    addr: int
+    length: int
+    advice: int
+
+
+# ---------------------------------------------------------------- processor -> storage
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """struct stat, as the storage manager reports it."""
+
+    dev: int
+    ino: int
+    mode: int
+    nlink: int
+    uid: int
+    gid: int
+    rdev: int
+    size: int
+    blksize: int
+    blocks: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRequest(Request):
+    """Check that `path` may be opened with `flags` (O_*), creating or truncating it as the
+    flags say. Nothing stays open at the storage manager."""
+
+    OPCODE = Opcode.P2S_OPEN
+    path: str
+    flags: int
+    mode: int = 0o666
+
+
+@dataclass(frozen=True, slots=True)
+class OpenReply:
+    status: int = 0
+    stat: FileStat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest(Request):
+    OPCODE = Opcode.P2S_READ
+    path: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class DataReply:
+    status: int = 0
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest(Request):
+    """Write `data` at `offset`, or at the end of the file when `append` is set."""
+
+    OPCODE = Opcode.P2S_WRITE
+    path: str
+    offset: int
+    data: bytes
+    append: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WriteReply:
+    """`end` is the file offset just after the written bytes."""
+
+    status: int = 0
+    written: int = 0
+    end: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StatRequest(Request):
+    """stat (follow=True) or lstat (follow=False) of `path`."""
+
+    OPCODE = Opcode.P2S_STAT
+    path: str
+    follow: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StatReply:
+    status: int = 0
+    stat: FileStat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest(Request):
+    OPCODE = Opcode.P2S_ACCESS
+    path: str
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class DirEntry:
+    name: bytes
+    ino: int
+    type: int  # DT_* as getdents64 reports it
+
+
+@dataclass(frozen=True, slots=True)
+class ReaddirRequest(Request):
+    """Entries of the directory `path` from index `start` on ("." and ".." included), at most
+    `count` of them."""
+
+    OPCODE = Opcode.P2S_READDIR
+    path: str
+    start: int = 0
+    count: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReaddirReply:
+    status: int = 0
+    entries: tuple[DirEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadlinkRequest(Request):
+    OPCODE = Opcode.P2S_READLINK
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class PathReply:
+    status: int = 0
+    path: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class MkdirRequest(Request):
+    OPCODE = Opcode.P2S_MKDIR
+    path: str
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class RmdirRequest(Request):
+    OPCODE = Opcode.P2S_RMDIR
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnlinkRequest(Request):
+    OPCODE = Opcode.P2S_UNLINK
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenameRequest(Request):
+    OPCODE = Opcode.P2S_RENAME
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class TruncateRequest(Request):
+    OPCODE = Opcode.P2S_TRUNCATE
+    path: str
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class SymlinkRequest(Request):
+    OPCODE = Opcode.P2S_SYMLINK
+    target: bytes
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRequest(Request):
+    OPCODE = Opcode.P2S_LINK
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChmodRequest(Request):
+    OPCODE = Opcode.P2S_CHMOD
+    path: str
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class UtimensRequest(Request):
+    """Set access and modification times (ns since the epoch; None leaves one unchanged)."""
+
+    OPCODE = Opcode.P2S_UTIMENS
+    path: str
+    atime_ns: int | None
+    mtime_ns: int | None
+    follow: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StatfsRequest(Request):
+    OPCODE = Opcode.P2S_STATFS
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatfsReply:
+    status: int = 0
+    fields: tuple[int, ...] = field(default=())  # struct statfs: type, bsize, blocks, bfree, bavail, files, ffree, fsid, namelen, frsize, flags
+
+
+# ---------------------------------------------------------------- memory -> storage
+
+
+@dataclass(frozen=True, slots=True)
+class FileReadRequest(Request):
+    """The memory manager pulls ELF images and file-backed pages from storage."""
+
+    OPCODE = Opcode.M2S_READ
+    path: str
+    offset: int
+    length: int

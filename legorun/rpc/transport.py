@@ -1,0 +1,42 @@
+"""Transports carry requests to the manager that owns their opcode and bring back replies.
+
+`LocalTransport` is the embedded default: all managers live in this process and a call is a
+function call (no serialization on the hot path), yet every call is counted by opcode with
+its wire size and modelled network cost, exactly as a remote call would be.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from legorun.errors import RpcError
+from legorun.rpc.messages import Opcode, Request
+from legorun.rpc.network import NetworkModel
+from legorun.rpc.stats import RpcStats
+from legorun.rpc.wire import message_size
+
+Handler = Callable[[Any], Any]
+
+
+class Transport(Protocol):
+    def call(self, request: Request) -> Any: ...
+
+
+class LocalTransport:
+    def __init__(self, network: NetworkModel, stats: RpcStats) -> None:
+        self._network = network
+        self._stats = stats
+        self._handlers: dict[Opcode, Handler] = {}
+
+    def register(self, handlers: dict[Opcode, Handler]) -> None:
+        self._handlers.update(handlers)
+
+    def call(self, request: Request) -> Any:
+        opcode = request.OPCODE
+        handler = self._handlers.get(opcode)
+        if handler is None:
+            raise RpcError(f"no manager serves {opcode.name}")
+        reply = handler(request)
+        nbytes = message_size(request) + message_size(reply)
+        self._stats.record(opcode, nbytes, self._network.cost(nbytes))
+        return reply

@@ -1,0 +1,75 @@
+"""The end-of-run statistics: ExCache, RPC by opcode, syscalls by name, modelled cost."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from legorun.rpc.stats import RpcStats
+from legorun.units import format_size
+
+if TYPE_CHECKING:
+    from legorun.processor.processor import Processor
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    excache: dict[str, Any]
+    rpc: dict[str, dict[str, int | float]]
+    syscalls: dict[str, int]
+    modelled_remote_s: float
+
+    @classmethod
+    def collect(cls, processor: Processor, rpc: RpcStats) -> RunStats:
+        cache = processor.excache
+        stats = cache.stats
+        excache: dict[str, Any] = {
+            "size": cache.size,
+            "assoc": cache.assoc,
+            "sets": cache.sets,
+            "policy": cache.policy_name,
+            "misses": stats.misses,
+            "zero_fills": stats.zero_fills,
+            "evictions": stats.evictions,
+            "writebacks": stats.writebacks,
+            "invalidations": stats.invalidations,
+            "resident_lines": cache.resident_lines,
+            **cache.native_counters,
+        }
+        by_opcode = {
+            opcode.name: {"count": entry.count, "bytes": entry.bytes,
+                          "modelled_s": entry.modelled_s}
+            for opcode, entry in sorted(rpc.by_opcode.items())
+        }
+        syscalls = dict(processor.dispatcher.counts.most_common()) if processor.dispatcher else {}
+        return cls(excache, by_opcode, syscalls, rpc.modelled_s)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "excache": self.excache,
+            "rpc": self.rpc,
+            "syscalls": self.syscalls,
+            "modelled_remote_s": self.modelled_remote_s,
+        }, indent=2)
+
+    def summary(self) -> str:
+        c = self.excache
+        lines = [
+            "legorun: statistics",
+            f"  ExCache    {format_size(c['size'])}, {c['assoc']}-way, {c['sets']} sets, "
+            f"{c['policy']}",
+            f"    misses {c['misses']} (zero-filled locally {c['zero_fills']}), "
+            f"evictions {c['evictions']}, write-backs {c['writebacks']}, "
+            f"resident lines {c['resident_lines']}",
+            f"    TLB fills {c['tlb_fills']} (served in the hook {c['tlb_fill_hits']}), "
+            f"first writes to clean lines {c['dirty_marks']}",
+            f"  RPC        modelled remote time {self.modelled_remote_s * 1e3:.3f} ms",
+        ]
+        for name, entry in self.rpc.items():
+            lines.append(f"    {name:<18} {entry['count']:>9} calls {entry['bytes']:>12} bytes")
+        total = sum(self.syscalls.values())
+        lines.append(f"  syscalls   {total}")
+        for name, count in list(self.syscalls.items())[:12]:
+            lines.append(f"    {name:<18} {count:>9}")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,51 @@
+"""The one place that turns a syscall into a value for rax.
+
+Handlers return a non-negative int or raise `SyscallError`; a fault on a user pointer is
+EFAULT; a number with no handler is ENOSYS with one warning per name. Only here is an error
+encoded as -errno.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable
+
+from legorun.cache.excache import GuestFault
+from syscalls.errno import Errno, SyscallError
+from syscalls.table import IGNORED, SyscallEntry, SyscallTable
+
+
+class Dispatcher:
+    def __init__(self, table: SyscallTable, context: object, warn: Callable[[str], None]) -> None:
+        self._entries = table.entries
+        self._context = context
+        self._warn = warn
+        self._warned: set[int] = set()
+        self.counts: Counter[str] = Counter()
+        self.observers: list[Callable[[SyscallEntry | None, int, tuple[int, ...], int], None]] = []
+
+    def __call__(self, nr: int, raw: tuple[int, ...]) -> int:
+        entry = self._entries.get(nr)
+        result = self._dispatch(entry, nr, raw)
+        for observer in self.observers:
+            observer(entry, nr, raw, result)
+        return result
+
+    def _dispatch(self, entry: SyscallEntry | None, nr: int, raw: tuple[int, ...]) -> int:
+        if entry is None or entry.handler is None:
+            name = entry.name if entry else f"syscall_{nr}"
+            self.counts[name] += 1
+            if nr not in self._warned:
+                self._warned.add(nr)
+                self._warn(f"unimplemented syscall {name} ({nr}): returning ENOSYS")
+            return -Errno.ENOSYS
+        self.counts[entry.name] += 1
+        if entry.handler is IGNORED:
+            return 0
+        args = [convert(value) for convert, value in zip(entry.converters, raw)]
+        try:
+            return entry.handler(self._context, *args)
+        except SyscallError as error:
+            return -int(error.errno)
+        except GuestFault:
+            return -Errno.EFAULT

@@ -1,0 +1,208 @@
+"""Process identity, exit, limits and thread bookkeeping (kernel/exit.c, kernel/sys.c)."""
+
+from __future__ import annotations
+
+import struct
+
+from legorun.processor.process import RLIM_INFINITY, FatalSignal, ProcessExit
+from syscalls.args import Int, Ptr, UInt, ULong
+from syscalls.context import SyscallContext
+from syscalls.errno import Errno, SyscallError
+
+ARCH_SET_GS = 0x1001
+ARCH_SET_FS = 0x1002
+ARCH_GET_FS = 0x1003
+ARCH_GET_GS = 0x1004
+ARCH_GET_CPUID = 0x1011
+ARCH_SET_CPUID = 0x1012
+
+RSEQ_CPU_ID_OFFSET = 4  # struct rseq: u32 cpu_id_start, u32 cpu_id, ...
+RLIMIT_COUNT = 16
+
+
+def sys_exit(ctx: SyscallContext, status: Int) -> int:
+    raise ProcessExit(status & 0xFF)
+
+
+def sys_exit_group(ctx: SyscallContext, status: Int) -> int:
+    raise ProcessExit(status & 0xFF)
+
+
+def sys_getpid(ctx: SyscallContext) -> int:
+    return ctx.proc.pid
+
+
+def sys_gettid(ctx: SyscallContext) -> int:
+    return ctx.proc.tid
+
+
+def sys_getppid(ctx: SyscallContext) -> int:
+    return ctx.proc.ppid
+
+
+def sys_getuid(ctx: SyscallContext) -> int:
+    return ctx.proc.uid
+
+
+def sys_geteuid(ctx: SyscallContext) -> int:
+    return ctx.proc.euid
+
+
+def sys_getgid(ctx: SyscallContext) -> int:
+    return ctx.proc.gid
+
+
+def sys_getegid(ctx: SyscallContext) -> int:
+    return ctx.proc.egid
+
+
+def sys_getpgrp(ctx: SyscallContext) -> int:
+    return ctx.proc.pid
+
+
+def sys_getpgid(ctx: SyscallContext, pid: Int) -> int:
+    if pid not in (0, ctx.proc.pid):
+        raise SyscallError(Errno.ESRCH)
+    return ctx.proc.pid
+
+
+def sys_getsid(ctx: SyscallContext, pid: Int) -> int:
+    return sys_getpgid(ctx, pid)
+
+
+def sys_getresuid(ctx: SyscallContext, ruid: Ptr, euid: Ptr, suid: Ptr) -> int:
+    for addr, value in ((ruid, ctx.proc.uid), (euid, ctx.proc.euid), (suid, ctx.proc.euid)):
+        ctx.mem.write_u32(addr, value)
+    return 0
+
+
+def sys_getresgid(ctx: SyscallContext, rgid: Ptr, egid: Ptr, sgid: Ptr) -> int:
+    for addr, value in ((rgid, ctx.proc.gid), (egid, ctx.proc.egid), (sgid, ctx.proc.egid)):
+        ctx.mem.write_u32(addr, value)
+    return 0
+
+
+def sys_getgroups(ctx: SyscallContext, size: Int, list: Ptr) -> int:
+    if size < 0:
+        raise SyscallError(Errno.EINVAL)
+    if size:
+        ctx.mem.write_u32(list, ctx.proc.gid)
+    return 1
+
+
+def sys_umask(ctx: SyscallContext, mask: UInt) -> int:
+    old, ctx.proc.umask = ctx.proc.umask, mask & 0o777
+    return old
+
+
+def sys_arch_prctl(ctx: SyscallContext, code: Int, addr: ULong) -> int:
+    if code == ARCH_SET_FS:
+        ctx.cpu.set_fs_base(addr)
+    elif code == ARCH_SET_GS:
+        ctx.cpu.set_gs_base(addr)
+    elif code == ARCH_GET_FS:
+        ctx.mem.write_u64(addr, ctx.cpu.fs_base())
+    elif code == ARCH_GET_GS:
+        ctx.mem.write_u64(addr, ctx.cpu.gs_base())
+    else:
+        raise SyscallError(Errno.EINVAL)
+    return 0
+
+
+def sys_set_tid_address(ctx: SyscallContext, tidptr: Ptr) -> int:
+    ctx.proc.clear_child_tid = tidptr
+    return ctx.proc.tid
+
+
+def sys_set_robust_list(ctx: SyscallContext, head: Ptr, len: ULong) -> int:
+    if len != 24:  # sizeof(struct robust_list_head)
+        raise SyscallError(Errno.EINVAL)
+    ctx.proc.robust_list = (head, len)
+    return 0
+
+
+def sys_rseq(ctx: SyscallContext, rseq: Ptr, rseq_len: UInt, flags: Int, sig: UInt) -> int:
+    """Registration only: the area reports CPU 0, the one emulated core. A restartable
+    sequence can never be preempted here (one thread runs to each syscall), so no abort
+    ever has to be delivered."""
+    if flags & ~1 or rseq_len < 32 or rseq % 32:
+        raise SyscallError(Errno.EINVAL)
+    if flags & 1:  # RSEQ_FLAG_UNREGISTER
+        return 0
+    ctx.mem.write(rseq, struct.pack("<II", 0, 0))
+    return 0
+
+
+def _rlimit_resource(resource: int) -> int:
+    if not 0 <= resource < RLIMIT_COUNT:
+        raise SyscallError(Errno.EINVAL)
+    return resource
+
+
+def sys_prlimit64(ctx: SyscallContext, pid: Int, resource: UInt, new_limit: Ptr,
+                  old_limit: Ptr) -> int:
+    if pid not in (0, ctx.proc.pid):
+        raise SyscallError(Errno.ESRCH)
+    resource = _rlimit_resource(resource)
+    current = ctx.proc.rlimits[resource]
+    if new_limit:
+        soft, hard = ctx.mem.read_struct("<QQ", new_limit)
+        if soft > hard or hard > current[1] and ctx.proc.euid != 0:
+            raise SyscallError(Errno.EINVAL if soft > hard else Errno.EPERM)
+    if old_limit:
+        ctx.mem.write_struct("<QQ", old_limit, *current)
+    if new_limit:
+        ctx.proc.rlimits[resource] = (soft, hard)
+        if resource == 7:  # RLIMIT_NOFILE
+            ctx.fds.limit = min(soft, 1 << 20)
+    return 0
+
+
+def sys_getrlimit(ctx: SyscallContext, resource: UInt, rlim: Ptr) -> int:
+    return sys_prlimit64(ctx, 0, resource, 0, rlim)
+
+
+def sys_setrlimit(ctx: SyscallContext, resource: UInt, rlim: Ptr) -> int:
+    return sys_prlimit64(ctx, 0, resource, rlim, 0)
+
+
+def sys_kill(ctx: SyscallContext, pid: Int, sig: Int) -> int:
+    if pid not in (0, -1, ctx.proc.pid, -ctx.proc.pid):
+        raise SyscallError(Errno.ESRCH)
+    return _signal_self(ctx, sig)
+
+
+def sys_tgkill(ctx: SyscallContext, tgid: Int, tid: Int, sig: Int) -> int:
+    if tgid != ctx.proc.pid or tid != ctx.proc.tid:
+        raise SyscallError(Errno.ESRCH)
+    return _signal_self(ctx, sig)
+
+
+def sys_tkill(ctx: SyscallContext, tid: Int, sig: Int) -> int:
+    if tid != ctx.proc.tid:
+        raise SyscallError(Errno.ESRCH)
+    return _signal_self(ctx, sig)
+
+
+# Signals whose default action is to be ignored (signal(7)).
+IGNORED_BY_DEFAULT = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
+SIG_IGN = 1
+
+
+def _signal_self(ctx: SyscallContext, sig: int) -> int:
+    if not 0 <= sig <= 64:
+        raise SyscallError(Errno.EINVAL)
+    if sig == 0:
+        return 0
+    action = ctx.proc.sigactions.get(sig)
+    handler = action.handler if action else 0
+    blocked = ctx.proc.sigmask & (1 << (sig - 1)) and sig not in (9, 19)
+    if handler == SIG_IGN or (handler == 0 and sig in IGNORED_BY_DEFAULT) or blocked:
+        return 0
+    if handler == 0 or sig in (9, 19):
+        raise FatalSignal(sig)
+    ctx.warn(f"signal {sig} has a handler; signal delivery is not supported, terminating")
+    raise FatalSignal(sig)
+
+
+__all__ = ["RLIM_INFINITY"]

@@ -1,0 +1,139 @@
+"""The syscall table: every x86-64 number, in order, with what legorun does for it.
+
+An entry is implemented (a handler), deliberately ignored (IGNORED: succeeds with no effect
+because the effect has no meaning on this machine, e.g. mlock with no swap), or missing
+(ENOSYS and one warning). `legorun --list-syscalls` prints this table.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from syscalls import fs, misc, mm, process, signals, time
+from syscalls.args import CONVERTERS
+from syscalls.numbers import SYSCALL_NAMES
+
+
+class _Ignored:
+    def __repr__(self) -> str:
+        return "IGNORED"
+
+
+IGNORED: Any = _Ignored()
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallEntry:
+    nr: int
+    name: str
+    handler: Callable[..., int] | None  # None: missing; IGNORED: ignored
+    converters: tuple[Callable[[int], int], ...] = ()
+    parameters: tuple[tuple[str, object], ...] = ()  # (name, arg type), for tracing
+
+    @property
+    def status(self) -> str:
+        if self.handler is None:
+            return "missing"
+        return "ignored" if self.handler is IGNORED else "implemented"
+
+
+IMPLEMENTED: dict[int, Callable[..., int] | Any] = {
+    0: fs.sys_read,
+    1: fs.sys_write,
+    3: fs.sys_close,
+    5: fs.sys_fstat,
+    8: fs.sys_lseek,
+    9: mm.sys_mmap,
+    10: mm.sys_mprotect,
+    11: mm.sys_munmap,
+    12: mm.sys_brk,
+    13: signals.sys_rt_sigaction,
+    14: signals.sys_rt_sigprocmask,
+    16: fs.sys_ioctl,
+    17: fs.sys_pread64,
+    18: fs.sys_pwrite64,
+    19: fs.sys_readv,
+    20: fs.sys_writev,
+    24: misc.sys_sched_yield,
+    25: mm.sys_mremap,
+    26: IGNORED,  # msync: pages reach the memory manager on write-back anyway
+    28: mm.sys_madvise,
+    35: time.sys_nanosleep,
+    39: process.sys_getpid,
+    60: process.sys_exit,
+    62: process.sys_kill,
+    63: misc.sys_uname,
+    95: process.sys_umask,
+    96: time.sys_gettimeofday,
+    97: process.sys_getrlimit,
+    99: misc.sys_sysinfo,
+    100: time.sys_times,
+    102: process.sys_getuid,
+    104: process.sys_getgid,
+    107: process.sys_geteuid,
+    108: process.sys_getegid,
+    110: process.sys_getppid,
+    111: process.sys_getpgrp,
+    115: process.sys_getgroups,
+    118: process.sys_getresuid,
+    120: process.sys_getresgid,
+    121: process.sys_getpgid,
+    124: process.sys_getsid,
+    131: signals.sys_sigaltstack,
+    149: IGNORED,  # mlock: there is no swap to pin pages against
+    150: IGNORED,  # munlock
+    151: IGNORED,  # mlockall
+    152: IGNORED,  # munlockall
+    158: process.sys_arch_prctl,
+    160: process.sys_setrlimit,
+    186: process.sys_gettid,
+    200: process.sys_tkill,
+    201: time.sys_time,
+    203: misc.sys_sched_setaffinity,
+    204: misc.sys_sched_getaffinity,
+    218: process.sys_set_tid_address,
+    221: IGNORED,  # fadvise64: advice only
+    228: time.sys_clock_gettime,
+    229: time.sys_clock_getres,
+    230: time.sys_clock_nanosleep,
+    231: process.sys_exit_group,
+    234: process.sys_tgkill,
+    273: process.sys_set_robust_list,
+    295: fs.sys_preadv,
+    296: fs.sys_pwritev,
+    302: process.sys_prlimit64,
+    309: misc.sys_getcpu,
+    318: misc.sys_getrandom,
+    334: process.sys_rseq,
+}
+
+
+def _entry(nr: int, name: str, handler: Callable[..., int] | None) -> SyscallEntry:
+    if handler is None or handler is IGNORED:
+        return SyscallEntry(nr, name, handler)
+    hints = typing.get_type_hints(handler)
+    params = list(inspect.signature(handler).parameters)[1:]  # after the context
+    types = tuple((param, hints[param]) for param in params)
+    missing = [param for param, kind in types if kind not in CONVERTERS]
+    if missing:
+        raise TypeError(f"{handler.__name__}: parameters {missing} lack an argument type")
+    return SyscallEntry(nr, name, handler, tuple(CONVERTERS[kind] for _p, kind in types), types)
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallTable:
+    entries: dict[int, SyscallEntry]
+
+    @classmethod
+    def build(cls) -> SyscallTable:
+        unknown = set(IMPLEMENTED) - set(SYSCALL_NAMES)
+        if unknown:
+            raise ValueError(f"handlers for unknown syscall numbers {sorted(unknown)}")
+        return cls({nr: _entry(nr, name, IMPLEMENTED.get(nr))
+                    for nr, name in SYSCALL_NAMES.items()})
+
+    def format(self) -> str:
+        return "".join(f"{e.nr:3d} {e.name} {e.status}\n" for e in self.entries.values())
