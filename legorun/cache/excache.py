@@ -91,6 +91,8 @@ class ExCache:
         self, uc: Uc, pager: Pager, size: int, assoc: int, policy: str, seed: int = 0
     ) -> None:
         slots = size // PAGE_SIZE
+        # A cache smaller than one set is simply fully associative.
+        assoc = min(assoc, slots)
         if size % PAGE_SIZE or slots == 0 or assoc <= 0 or slots % assoc:
             raise LegorunError(f"ExCache of {size} bytes cannot be split into {assoc}-way sets")
         sets = slots // assoc

@@ -606,7 +606,9 @@ class AddressSpace:
             # A duplicate of a shared mapping starts with the source's contents; with one
             # process the two then diverge, as MAP_SHARED anonymous memory does here.
             source_end = min(addr + new_len, vma.end)
-            pages = {n + shift: bytearray(self._pages[n]) for n in self._stored_in(addr, source_end)}
+            pages = {
+                n + shift: bytearray(self._pages[n]) for n in self._stored_in(addr, source_end)
+            }
         else:
             pages = {n + shift: self._pages.pop(n) for n in self._stored_in(addr, addr + old_len)}
             if not flags & MREMAP_DONTUNMAP:
