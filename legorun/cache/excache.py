@@ -222,8 +222,8 @@ class ExCache:
         """The slot holding vaddr's page, loading it on a miss (for syscall user access)."""
         slot = self._resident.get(vaddr >> PAGE_SHIFT)
         if slot is None:
-            return self.load(vaddr, access)
-        if not self.flags[slot] & ACCESS_PROT.get(access, PROT_READ):
+            slot = self.load(vaddr, access)
+        elif not self.flags[slot] & ACCESS_PROT.get(access, PROT_READ):
             raise GuestFault(vaddr, access)
         if access == MEM_WRITE:
             self.flags[slot] |= LINE_DIRTY
