@@ -206,3 +206,43 @@ def _signal_self(ctx: SyscallContext, sig: int) -> int:
 
 
 __all__ = ["RLIM_INFINITY"]
+
+
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2
+PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
+PR_SET_NAME, PR_GET_NAME = 15, 16
+PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
+TASK_COMM_LEN = 16
+PRCTL_GETTER = {PR_SET_PDEATHSIG: PR_GET_PDEATHSIG, PR_SET_DUMPABLE: PR_GET_DUMPABLE,
+                PR_SET_NO_NEW_PRIVS: PR_GET_NO_NEW_PRIVS}
+
+
+def sys_prctl(ctx: SyscallContext, option: Int, arg2: ULong, arg3: ULong, arg4: ULong,
+              arg5: ULong) -> int:
+    """The process attributes a single process can meaningfully have; anything else is
+    EINVAL, as Linux answers an option it does not know."""
+    settings = ctx.proc.prctl
+    if option == PR_SET_NAME:
+        settings[PR_GET_NAME] = ctx.mem.read_cstr(arg2, TASK_COMM_LEN - 1)
+        return 0
+    if option == PR_GET_NAME:
+        name = settings.get(PR_GET_NAME, ctx.proc.comm)
+        ctx.mem.write(arg2, bytes(name).ljust(TASK_COMM_LEN, b"\0"))
+        return 0
+    if option in PRCTL_GETTER:
+        if option == PR_SET_PDEATHSIG and not 0 <= arg2 <= 64:
+            raise SyscallError(Errno.EINVAL)
+        if option == PR_SET_DUMPABLE and arg2 not in (0, 1):
+            raise SyscallError(Errno.EINVAL)
+        if option == PR_SET_NO_NEW_PRIVS and arg2 != 1:
+            raise SyscallError(Errno.EINVAL)
+        settings[PRCTL_GETTER[option]] = arg2
+        return 0
+    if option == PR_GET_PDEATHSIG:
+        ctx.mem.write_u32(arg2, int(settings.get(PR_GET_PDEATHSIG, 0)))
+        return 0
+    if option == PR_GET_DUMPABLE:
+        return int(settings.get(PR_GET_DUMPABLE, 1))
+    if option == PR_GET_NO_NEW_PRIVS:
+        return int(settings.get(PR_GET_NO_NEW_PRIVS, 0))
+    raise SyscallError(Errno.EINVAL)

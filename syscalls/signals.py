@@ -54,9 +54,26 @@ def sys_rt_sigprocmask(ctx: SyscallContext, how: Int, set: Ptr, oset: Ptr, sigse
     return 0
 
 
+SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
+MINSIGSTKSZ = 2048
+STACK_T = "<QIIQ"  # ss_sp, ss_flags, padding, ss_size
+
+
 def sys_sigaltstack(ctx: SyscallContext, ss: Ptr, old_ss: Ptr) -> int:
-    if old_ss:
-        ctx.mem.write_struct("<QiiQ", old_ss, 0, 2, 0, 0)  # SS_DISABLE
+    new = None
     if ss:
-        ctx.mem.read_struct("<QiiQ", ss)
+        sp, flags, _pad, size = ctx.mem.read_struct(STACK_T, ss)
+        if flags & ~(SS_DISABLE | SS_AUTODISARM):
+            raise SyscallError(Errno.EINVAL)
+        if flags & SS_DISABLE:
+            new = (0, SS_DISABLE, 0)
+        elif size < MINSIGSTKSZ:
+            raise SyscallError(Errno.ENOMEM)
+        else:
+            new = (sp, flags, size)
+    if old_ss:
+        sp, flags, size = ctx.proc.altstack
+        ctx.mem.write_struct(STACK_T, old_ss, sp, flags, 0, size)
+    if new is not None:
+        ctx.proc.altstack = new
     return 0

@@ -202,12 +202,13 @@ class ExCache:
         self._flush_tlb()
         return line
 
-    def _drop(self, slot: int, vpn: int) -> tuple[tuple[int, bytes], ...]:
+    def _drop(self, slot: int, vpn: int, keep: bool = True) -> tuple[tuple[int, bytes], ...]:
+        """Empty the slot; returns its line for write-back if it was dirty and `keep`."""
         dirty = self.flags[slot] & LINE_DIRTY
         del self._resident[vpn]
         self.tags[slot] = EMPTY_TAG
         self.flags[slot] = 0
-        if not dirty:
+        if not dirty or not keep:
             return ()
         self.stats.writebacks += 1
         offset = slot << PAGE_SHIFT
@@ -244,11 +245,9 @@ class ExCache:
         victims = self._resident_in(start, end)
         for vpn, slot in victims:
             self.stats.invalidations += 1
-            line = self._drop(slot, vpn)
+            lines.extend(self._drop(slot, vpn, keep=write_back))
             self._free[vpn & (self.sets - 1)].append(slot % self.assoc)
             self._policy.invalidated(vpn & (self.sets - 1), slot % self.assoc)
-            if write_back:
-                lines.extend(line)
         if victims:
             self._flush_tlb()
         if lines:

@@ -8,13 +8,14 @@ not clash with any other `conftest` module in the tree.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -62,7 +63,6 @@ class Run:
     stdout: bytes
     stderr: bytes
     cwd: Path | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def status(self) -> int:
@@ -208,15 +208,19 @@ def build_samples() -> Path:
         pytest.skip("gcc is not installed: cannot build the samples")
     if shutil.which("make") is None:
         pytest.skip("make is not installed: cannot build the samples")
-    try:
-        proc = subprocess.run(
-            ["make", "-C", str(SAMPLES_DIR), "all"],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("make -C samples timed out")
+    # Serialise concurrent builds (pytest-xdist workers each build once per session).
+    BUILD_DIR.mkdir(exist_ok=True)
+    with open(BUILD_DIR / ".build-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            proc = subprocess.run(
+                ["make", "-C", str(SAMPLES_DIR), "all"],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("make -C samples timed out")
     if proc.returncode != 0:
         pytest.fail(
             f"make -C samples failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}",
