@@ -16,8 +16,10 @@ from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_64, Uc, UcE
 from unicorn.unicorn_py3.unicorn import uclib
 from unicorn.x86_const import (
     UC_X86_INS_SYSCALL,
+    UC_X86_REG_FPCW,
     UC_X86_REG_FS_BASE,
     UC_X86_REG_GS_BASE,
+    UC_X86_REG_MXCSR,
     UC_X86_REG_R8,
     UC_X86_REG_R9,
     UC_X86_REG_R10,
@@ -35,6 +37,11 @@ SYSCALL_REGS = (
     UC_X86_REG_RAX, UC_X86_REG_RDI, UC_X86_REG_RSI, UC_X86_REG_RDX,
     UC_X86_REG_R10, UC_X86_REG_R8, UC_X86_REG_R9,
 )
+# The FPU state Linux gives a new process (fpstate_init): x87 extended precision with all
+# exceptions masked, SSE exceptions masked. Unicorn starts with both words zero, which means
+# single-precision x87 arithmetic.
+FPCW_LINUX_DEFAULT = 0x037F
+MXCSR_LINUX_DEFAULT = 0x1F80
 INSN_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 INTR_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 
@@ -53,6 +60,8 @@ class CpuException:
 class Cpu:
     def __init__(self) -> None:
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        self.uc.reg_write(UC_X86_REG_FPCW, FPCW_LINUX_DEFAULT)
+        self.uc.reg_write(UC_X86_REG_MXCSR, MXCSR_LINUX_DEFAULT)
         self._handler: SyscallHandler | None = None
         self._stop_requested = False
         self.error: BaseException | None = None

@@ -34,7 +34,8 @@ class UserMemory:
             offset = addr & (PAGE_SIZE - 1)
             chunk = min(size, PAGE_SIZE - offset)
             base = (self._cache.slot(addr, MEM_READ) << PAGE_SHIFT) + offset
-            parts.append(self._memory[base : base + chunk])
+            # Copy now: loading the next page may evict this line and reuse its slot.
+            parts.append(bytes(self._memory[base : base + chunk]))
             addr += chunk
             size -= chunk
         return b"".join(parts)
@@ -62,8 +63,8 @@ class UserMemory:
         while total < limit:
             offset = addr & (PAGE_SIZE - 1)
             base = (self._cache.slot(addr, MEM_READ) << PAGE_SHIFT)
-            page = self._memory[base + offset : base + PAGE_SIZE]
-            end = bytes(page).find(b"\0")
+            page = bytes(self._memory[base + offset : base + PAGE_SIZE])
+            end = page.find(b"\0")
             if end >= 0:
                 parts.append(page[:end])
                 return b"".join(parts)[:limit]

@@ -159,3 +159,11 @@ def test_dirty_bit_is_set_by_processor_writes():
     _, _, cache, mem = make_cache()
     mem.write(0x10000, b"x")
     assert cache.flags[cache.slot(0x10000, MEM_READ)] & LINE_DIRTY
+
+
+def test_user_access_larger_than_the_cache_is_copied_correctly():
+    _, _, cache, mem = make_cache(size=2 * PAGE_SIZE, assoc=2)
+    data = bytes(range(256)) * (5 * PAGE_SIZE // 256)
+    mem.write(0x10000 + 100, data)  # 6 pages through a 2-line cache: every page evicts
+    assert mem.read(0x10000 + 100, len(data)) == data
+    assert cache.stats.evictions >= 8
