@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from syscalls import fs, misc, mm, process, signals, time
+from syscalls import descriptors, fs, misc, mm, paths, process, signals, time
 from syscalls.args import CONVERTERS
 from syscalls.numbers import SYSCALL_NAMES
 
@@ -43,8 +43,11 @@ class SyscallEntry:
 IMPLEMENTED: dict[int, Callable[..., int] | Any] = {
     0: fs.sys_read,
     1: fs.sys_write,
+    2: paths.sys_open,
     3: fs.sys_close,
+    4: paths.sys_stat,
     5: fs.sys_fstat,
+    6: paths.sys_lstat,
     8: fs.sys_lseek,
     9: mm.sys_mmap,
     10: mm.sys_mprotect,
@@ -57,15 +60,38 @@ IMPLEMENTED: dict[int, Callable[..., int] | Any] = {
     18: fs.sys_pwrite64,
     19: fs.sys_readv,
     20: fs.sys_writev,
+    21: paths.sys_access,
+    22: descriptors.sys_pipe,
     24: misc.sys_sched_yield,
     25: mm.sys_mremap,
     26: IGNORED,  # msync: pages reach the memory manager on write-back anyway
     28: mm.sys_madvise,
+    32: descriptors.sys_dup,
+    33: descriptors.sys_dup2,
     35: time.sys_nanosleep,
     39: process.sys_getpid,
+    40: descriptors.sys_sendfile,
     60: process.sys_exit,
     62: process.sys_kill,
     63: misc.sys_uname,
+    72: descriptors.sys_fcntl,
+    74: descriptors.sys_fsync,
+    75: descriptors.sys_fdatasync,
+    76: paths.sys_truncate,
+    77: descriptors.sys_ftruncate,
+    79: paths.sys_getcwd,
+    80: paths.sys_chdir,
+    81: paths.sys_fchdir,
+    82: paths.sys_rename,
+    83: paths.sys_mkdir,
+    84: paths.sys_rmdir,
+    85: paths.sys_creat,
+    86: paths.sys_link,
+    87: paths.sys_unlink,
+    88: paths.sys_symlink,
+    89: paths.sys_readlink,
+    90: paths.sys_chmod,
+    91: descriptors.sys_fchmod,
     95: process.sys_umask,
     96: time.sys_gettimeofday,
     97: process.sys_getrlimit,
@@ -83,10 +109,13 @@ IMPLEMENTED: dict[int, Callable[..., int] | Any] = {
     121: process.sys_getpgid,
     124: process.sys_getsid,
     131: signals.sys_sigaltstack,
+    137: paths.sys_statfs,
+    138: paths.sys_fstatfs,
     149: IGNORED,  # mlock: there is no swap to pin pages against
     150: IGNORED,  # munlock
     151: IGNORED,  # mlockall
     152: IGNORED,  # munlockall
+    157: process.sys_prctl,
     158: process.sys_arch_prctl,
     160: process.sys_setrlimit,
     186: process.sys_gettid,
@@ -94,6 +123,7 @@ IMPLEMENTED: dict[int, Callable[..., int] | Any] = {
     201: time.sys_time,
     203: misc.sys_sched_setaffinity,
     204: misc.sys_sched_getaffinity,
+    217: descriptors.sys_getdents64,
     218: process.sys_set_tid_address,
     221: IGNORED,  # fadvise64: advice only
     228: time.sys_clock_gettime,
@@ -101,13 +131,31 @@ IMPLEMENTED: dict[int, Callable[..., int] | Any] = {
     230: time.sys_clock_nanosleep,
     231: process.sys_exit_group,
     234: process.sys_tgkill,
+    257: paths.sys_openat,
+    258: paths.sys_mkdirat,
+    262: paths.sys_newfstatat,
+    263: paths.sys_unlinkat,
+    264: paths.sys_renameat,
+    265: paths.sys_linkat,
+    266: paths.sys_symlinkat,
+    267: paths.sys_readlinkat,
+    268: paths.sys_fchmodat,
+    269: paths.sys_faccessat,
     273: process.sys_set_robust_list,
+    280: paths.sys_utimensat,
+    292: descriptors.sys_dup3,
+    293: descriptors.sys_pipe2,
     295: fs.sys_preadv,
     296: fs.sys_pwritev,
     302: process.sys_prlimit64,
+    306: descriptors.sys_syncfs,
     309: misc.sys_getcpu,
+    316: paths.sys_renameat2,
     318: misc.sys_getrandom,
+    332: paths.sys_statx,
     334: process.sys_rseq,
+    436: descriptors.sys_close_range,
+    439: paths.sys_faccessat2,
 }
 
 
