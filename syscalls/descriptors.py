@@ -28,9 +28,9 @@ from legorun.rpc.messages import ChmodRequest, TruncateRequest
 from syscalls.args import Fd, Int, Long, Ptr, Size, UInt, ULong
 from syscalls.context import SyscallContext
 from syscalls.errno import Errno, SyscallError
-from syscalls.fs import MAX_RW, _readable, _writable
+from syscalls.fs import MAX_RW, readable_file, writable_file
 from syscalls.paths import call_storage, fd_file, fd_path
-from syscalls.process import _signal_self
+from syscalls.process import signal_self
 
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
@@ -226,7 +226,7 @@ def sys_pipe2(ctx: SyscallContext, pipefd: Ptr, flags: Int) -> int:
         raise SyscallError(Errno.EINVAL)
 
     def broken() -> None:
-        _signal_self(ctx, SIGPIPE)  # kills the guest unless SIGPIPE is ignored or blocked
+        signal_self(ctx, SIGPIPE)  # kills the guest unless SIGPIPE is ignored or blocked
 
     reader, writer = make_pipe(flags, ctx.warn, broken, ctx.proc.euid, ctx.proc.egid)
     cloexec = bool(flags & O_CLOEXEC)
@@ -254,8 +254,8 @@ def sys_pipe(ctx: SyscallContext, pipefd: Ptr) -> int:
 
 
 def sys_sendfile(ctx: SyscallContext, out_fd: Fd, in_fd: Fd, offset: Ptr, count: Size) -> int:
-    source = _readable(ctx, in_fd)
-    sink = _writable(ctx, out_fd)
+    source = readable_file(ctx, in_fd)
+    sink = writable_file(ctx, out_fd)
     if sink.flags & O_APPEND:
         raise SyscallError(Errno.EINVAL)
     position = None

@@ -27,14 +27,14 @@ def pack_stat(st: FileStat) -> bytes:
     )
 
 
-def _readable(ctx: SyscallContext, fd: int):  # type: ignore[no-untyped-def]
+def readable_file(ctx: SyscallContext, fd: int):  # type: ignore[no-untyped-def]
     file = ctx.fds.get(fd)
     if not file.readable:
         raise SyscallError(Errno.EBADF)
     return file
 
 
-def _writable(ctx: SyscallContext, fd: int):  # type: ignore[no-untyped-def]
+def writable_file(ctx: SyscallContext, fd: int):  # type: ignore[no-untyped-def]
     file = ctx.fds.get(fd)
     if not file.writable:
         raise SyscallError(Errno.EBADF)
@@ -42,21 +42,21 @@ def _writable(ctx: SyscallContext, fd: int):  # type: ignore[no-untyped-def]
 
 
 def sys_read(ctx: SyscallContext, fd: Fd, buf: Ptr, count: Size) -> int:
-    file = _readable(ctx, fd)
+    file = readable_file(ctx, fd)
     data = file.read(min(count, MAX_RW))
     ctx.mem.write(buf, data)
     return len(data)
 
 
 def sys_write(ctx: SyscallContext, fd: Fd, buf: Ptr, count: Size) -> int:
-    file = _writable(ctx, fd)
+    file = writable_file(ctx, fd)
     return file.write(ctx.mem.read(buf, min(count, MAX_RW)))
 
 
 def sys_pread64(ctx: SyscallContext, fd: Fd, buf: Ptr, count: Size, offset: Long) -> int:
     if offset < 0:
         raise SyscallError(Errno.EINVAL)
-    data = _readable(ctx, fd).pread(min(count, MAX_RW), offset)
+    data = readable_file(ctx, fd).pread(min(count, MAX_RW), offset)
     ctx.mem.write(buf, data)
     return len(data)
 
@@ -64,7 +64,7 @@ def sys_pread64(ctx: SyscallContext, fd: Fd, buf: Ptr, count: Size, offset: Long
 def sys_pwrite64(ctx: SyscallContext, fd: Fd, buf: Ptr, count: Size, offset: Long) -> int:
     if offset < 0:
         raise SyscallError(Errno.EINVAL)
-    return _writable(ctx, fd).pwrite(ctx.mem.read(buf, min(count, MAX_RW)), offset)
+    return writable_file(ctx, fd).pwrite(ctx.mem.read(buf, min(count, MAX_RW)), offset)
 
 
 def _iovecs(ctx: SyscallContext, iov: int, iovcnt: int) -> list[tuple[int, int]]:
@@ -91,7 +91,7 @@ def _scatter(ctx: SyscallContext, vectors: list[tuple[int, int]], data: bytes) -
 
 
 def sys_readv(ctx: SyscallContext, fd: Fd, iov: Ptr, iovcnt: Int) -> int:
-    file = _readable(ctx, fd)
+    file = readable_file(ctx, fd)
     vectors = _iovecs(ctx, iov, iovcnt)
     data = file.read(min(sum(length for _b, length in vectors), MAX_RW))
     _scatter(ctx, vectors, data)
@@ -99,14 +99,14 @@ def sys_readv(ctx: SyscallContext, fd: Fd, iov: Ptr, iovcnt: Int) -> int:
 
 
 def sys_writev(ctx: SyscallContext, fd: Fd, iov: Ptr, iovcnt: Int) -> int:
-    file = _writable(ctx, fd)
+    file = writable_file(ctx, fd)
     data = _gather(ctx, iov, iovcnt)
     return file.write(data) if data else 0
 
 
 def sys_preadv(ctx: SyscallContext, fd: Fd, iov: Ptr, iovcnt: Int, pos_l: ULong,
                pos_h: ULong) -> int:
-    file = _readable(ctx, fd)
+    file = readable_file(ctx, fd)
     vectors = _iovecs(ctx, iov, iovcnt)
     data = file.pread(min(sum(length for _b, length in vectors), MAX_RW), pos_l)
     _scatter(ctx, vectors, data)
@@ -115,7 +115,7 @@ def sys_preadv(ctx: SyscallContext, fd: Fd, iov: Ptr, iovcnt: Int, pos_l: ULong,
 
 def sys_pwritev(ctx: SyscallContext, fd: Fd, iov: Ptr, iovcnt: Int, pos_l: ULong,
                 pos_h: ULong) -> int:
-    return _writable(ctx, fd).pwrite(_gather(ctx, iov, iovcnt), pos_l)
+    return writable_file(ctx, fd).pwrite(_gather(ctx, iov, iovcnt), pos_l)
 
 
 def sys_close(ctx: SyscallContext, fd: Fd) -> int:

@@ -169,19 +169,19 @@ def sys_setrlimit(ctx: SyscallContext, resource: UInt, rlim: Ptr) -> int:
 def sys_kill(ctx: SyscallContext, pid: Int, sig: Int) -> int:
     if pid not in (0, -1, ctx.proc.pid, -ctx.proc.pid):
         raise SyscallError(Errno.ESRCH)
-    return _signal_self(ctx, sig)
+    return signal_self(ctx, sig)
 
 
 def sys_tgkill(ctx: SyscallContext, tgid: Int, tid: Int, sig: Int) -> int:
     if tgid != ctx.proc.pid or tid != ctx.proc.tid:
         raise SyscallError(Errno.ESRCH)
-    return _signal_self(ctx, sig)
+    return signal_self(ctx, sig)
 
 
 def sys_tkill(ctx: SyscallContext, tid: Int, sig: Int) -> int:
     if tid != ctx.proc.tid:
         raise SyscallError(Errno.ESRCH)
-    return _signal_self(ctx, sig)
+    return signal_self(ctx, sig)
 
 
 # Signals whose default action is to be ignored (signal(7)).
@@ -189,7 +189,7 @@ IGNORED_BY_DEFAULT = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
 SIG_IGN = 1
 
 
-def _signal_self(ctx: SyscallContext, sig: int) -> int:
+def signal_self(ctx: SyscallContext, sig: int) -> int:
     if not 0 <= sig <= 64:
         raise SyscallError(Errno.EINVAL)
     if sig == 0:

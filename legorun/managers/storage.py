@@ -55,6 +55,29 @@ from legorun.rpc.messages import (
     WriteRequest,
 )
 from syscalls.errno import Errno, SyscallError
+from syscalls.flags import (
+    O_ACCMODE,
+    O_RDONLY,
+    O_WRONLY,
+    O_RDWR,
+    O_CREAT,
+    O_EXCL,
+    O_NOCTTY,
+    O_TRUNC,
+    O_APPEND,
+    O_NONBLOCK,
+    O_DSYNC,
+    O_ASYNC,
+    O_DIRECT,
+    O_LARGEFILE,
+    O_DIRECTORY,
+    O_NOFOLLOW,
+    O_NOATIME,
+    O_CLOEXEC,
+    O_SYNC,
+    O_PATH,
+    O_TMPFILE,
+)
 
 R = TypeVar("R")
 
@@ -62,29 +85,6 @@ R = TypeVar("R")
 # larger reads (a short read is a valid answer to read(2)).
 MAX_IO = 16 * 1024 * 1024
 _MAX_OFFSET = (1 << 63) - 1  # loff_t
-
-# Linux x86-64 open(2) flags (include/uapi/asm-generic/fcntl.h).
-O_ACCMODE = 0o3
-O_RDONLY = 0o0
-O_WRONLY = 0o1
-O_RDWR = 0o2
-O_CREAT = 0o100
-O_EXCL = 0o200
-O_NOCTTY = 0o400
-O_TRUNC = 0o1000
-O_APPEND = 0o2000
-O_NONBLOCK = 0o4000
-O_DSYNC = 0o10000
-O_ASYNC = 0o20000
-O_DIRECT = 0o40000
-O_LARGEFILE = 0o100000
-O_DIRECTORY = 0o200000
-O_NOFOLLOW = 0o400000
-O_NOATIME = 0o1000000
-O_CLOEXEC = 0o2000000
-O_SYNC = 0o4010000
-O_PATH = 0o10000000
-O_TMPFILE = 0o20200000
 
 # Linux bit(s) -> host `os` constant name. Multi-bit flags come before the single bits they
 # contain. O_LARGEFILE has no host meaning for a 64-bit open and O_CLOEXEC none for an fd
@@ -157,24 +157,6 @@ def host_open_flags(linux_flags: int) -> int:
             remaining &= ~bits
             host |= getattr(os, name, 0)
     return host
-
-
-def file_stat(st: os.stat_result) -> FileStat:
-    return FileStat(
-        dev=st.st_dev,
-        ino=st.st_ino,
-        mode=st.st_mode,
-        nlink=st.st_nlink,
-        uid=st.st_uid,
-        gid=st.st_gid,
-        rdev=st.st_rdev,
-        size=st.st_size,
-        blksize=st.st_blksize,
-        blocks=st.st_blocks,
-        atime_ns=st.st_atime_ns,
-        mtime_ns=st.st_mtime_ns,
-        ctime_ns=st.st_ctime_ns,
-    )
 
 
 def dirent_type(mode: int) -> int:
@@ -274,7 +256,7 @@ class StorageManager:
                 if stat.S_ISFIFO(st.st_mode):
                     # A blocking open of a FIFO would wait for a reader; stateless storage
                     # cannot wait, so the open is granted and I/O decides later.
-                    return file_stat(st)
+                    return FileStat.from_host(st)
             raise
         try:
             st = os.fstat(fd)
@@ -286,7 +268,7 @@ class StorageManager:
                     st = os.fstat(fd)
                 except OSError:
                     pass
-            return file_stat(st)
+            return FileStat.from_host(st)
         finally:
             os.close(fd)
 
@@ -364,7 +346,7 @@ class StorageManager:
     def handle_p2s_stat(self, req: StatRequest) -> StatReply:
         def run() -> StatReply:
             host = self._resolve(req.path, follow_final=req.follow)
-            return StatReply(stat=file_stat(self._stat(host, req.follow)))
+            return StatReply(stat=FileStat.from_host(self._stat(host, req.follow)))
 
         return self._attempt(run, StatReply)
 

@@ -23,35 +23,28 @@ from legorun.rpc.messages import (
 )
 from legorun.rpc.transport import Transport
 from syscalls.errno import Errno, SyscallError
+from syscalls.flags import (
+    O_ACCMODE,
+    O_RDONLY,
+    O_WRONLY,
+    O_RDWR,
+    O_CREAT,
+    O_EXCL,
+    O_NOCTTY,
+    O_TRUNC,
+    O_APPEND,
+    O_NONBLOCK,
+    O_DIRECT,
+    O_LARGEFILE,
+    O_DIRECTORY,
+    O_NOFOLLOW,
+    O_CLOEXEC,
+    O_PATH,
+    O_TMPFILE,
+)
 
-O_ACCMODE = 0o3
-O_RDONLY = 0o0
-O_WRONLY = 0o1
-O_RDWR = 0o2
-O_CREAT = 0o100
-O_EXCL = 0o200
-O_NOCTTY = 0o400
-O_TRUNC = 0o1000
-O_APPEND = 0o2000
-O_NONBLOCK = 0o4000
-O_DIRECT = 0o40000
-O_LARGEFILE = 0o100000
-O_DIRECTORY = 0o200000
-O_NOFOLLOW = 0o400000
-O_CLOEXEC = 0o2000000
-O_PATH = 0o10000000
-O_TMPFILE = 0o20200000  # includes O_DIRECTORY
 
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
-
-
-def host_stat(result: os.stat_result) -> FileStat:
-    return FileStat(
-        dev=result.st_dev, ino=result.st_ino, mode=result.st_mode, nlink=result.st_nlink,
-        uid=result.st_uid, gid=result.st_gid, rdev=result.st_rdev, size=result.st_size,
-        blksize=result.st_blksize, blocks=result.st_blocks, atime_ns=result.st_atime_ns,
-        mtime_ns=result.st_mtime_ns, ctime_ns=result.st_ctime_ns,
-    )
 
 
 def host_errno(error: OSError) -> SyscallError:
@@ -144,7 +137,7 @@ class HostStream(OpenFile):
             raise host_errno(error) from None
 
     def stat(self) -> FileStat:
-        return host_stat(os.fstat(self.fd))
+        return FileStat.from_host(os.fstat(self.fd))
 
     def isatty(self) -> bool:
         return os.isatty(self.fd)

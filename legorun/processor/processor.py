@@ -3,6 +3,7 @@ process state, talking to the managers only through the transport."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from legorun.config import MachineConfig
 from legorun.errors import LegorunError, LoaderError, ProgramNotFound
 from legorun.processor.cpu import Cpu
 from legorun.processor.fdtable import FdTable
-from legorun.processor.files import O_RDONLY, O_WRONLY, HostStream
+from legorun.processor.files import HostStream
 from legorun.processor.memory_client import MemoryClient
 from legorun.processor.process import FatalSignal, ProcessExit, ProcessState
 from legorun.processor.uaccess import UserMemory
@@ -103,9 +104,12 @@ class Processor:
     def run(self, path: str, argv: list[bytes], envp: list[bytes], execfn: bytes,
             cwd: str) -> Exit:
         entry, sp, state = self.exec(path, argv, envp, execfn, cwd)
-        self.fds.install(0, HostStream(0, O_RDONLY))
-        self.fds.install(1, HostStream(1, O_WRONLY))
-        self.fds.install(2, HostStream(2, O_WRONLY))
+        for fd in (0, 1, 2):
+            try:  # the guest inherits legorun's own descriptors, flags and all
+                flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            except OSError:
+                continue
+            self.fds.install(fd, HostStream(fd, flags))
         context = SyscallContext(
             mem=UserMemory(self.excache), vm=self.vm, storage=self._transport, fds=self.fds,
             proc=state, cpu=self.cpu, warn=self._warn,

@@ -10,6 +10,7 @@ Replies carry `status`: 0 for success or a Linux errno, never overloaded into a 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import ClassVar
@@ -226,6 +227,15 @@ class FileStat:
     atime_ns: int
     mtime_ns: int
     ctime_ns: int
+
+    @classmethod
+    def from_host(cls, st: os.stat_result) -> FileStat:
+        return cls(
+            dev=st.st_dev, ino=st.st_ino, mode=st.st_mode, nlink=st.st_nlink, uid=st.st_uid,
+            gid=st.st_gid, rdev=st.st_rdev, size=st.st_size, blksize=st.st_blksize,
+            blocks=st.st_blocks, atime_ns=st.st_atime_ns, mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns,
+        )
 
 
 @dataclass(frozen=True, slots=True)
