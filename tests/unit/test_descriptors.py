@@ -6,16 +6,13 @@ instead is checked under legorun alone."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import guest_programs
 import pytest
+from guest_programs import run_both, run_legorun
 
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 120
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 
@@ -54,44 +51,8 @@ struct linux_dirent64 {
 """
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def compile_c(tmp_path: Path, name: str, source: str) -> Path:
-    src = tmp_path / f"{name}.c"
-    src.write_text(PRELUDE + source)
-    exe = tmp_path / name
-    built = subprocess.run(["gcc", "-static", "-O1", "-Wall", "-o", str(exe), str(src)],
-                           capture_output=True, text=True)
-    if built.returncode:
-        pytest.fail(f"gcc failed on {name}.c:\n{built.stderr}", pytrace=False)
-    return exe
-
-
-def run_legorun(exe: Path, cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    cwd.mkdir()
-    lego = subprocess.run([sys.executable, "-m", "legorun", str(exe)], cwd=cwd, env=_env(),
-                          capture_output=True, timeout=TIMEOUT)
-    assert b"Traceback" not in lego.stderr, lego.stderr.decode(errors="replace")
-    return lego
-
-
-def run_both(tmp_path: Path, exe: Path, expected_status: int = 0) -> None:
-    """Run `exe` natively and under legorun, each in a fresh cwd; assert that the native run
-    ends with `expected_status` (128+N for a death by signal N) and legorun's run with the
-    same status and stdout."""
-    native_cwd = tmp_path / "native"
-    native_cwd.mkdir()
-    native = subprocess.run([str(exe)], cwd=native_cwd, env=_env(), capture_output=True,
-                            timeout=TIMEOUT)
-    lego = run_legorun(exe, tmp_path / "legorun")
-    status = 128 - native.returncode if native.returncode < 0 else native.returncode
-    assert status == expected_status, native.stdout.decode(errors="replace")
-    assert lego.stdout.decode(errors="replace") == native.stdout.decode(errors="replace")
-    assert lego.returncode == status, lego.stderr.decode(errors="replace")
+    return guest_programs.compile_c(tmp_path, name, PRELUDE + source)
 
 
 def test_getdents64_over_300_entries(tmp_path: Path) -> None:

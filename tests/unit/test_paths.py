@@ -4,16 +4,13 @@ legorun, each run in a fresh empty cwd."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import guest_programs
 import pytest
+from guest_programs import run_both
 
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 120
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 
@@ -45,38 +42,8 @@ static long show(const char *what, long result) {
 """
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def compile_c(tmp_path: Path, name: str, source: str) -> Path:
-    src = tmp_path / f"{name}.c"
-    src.write_text(PRELUDE + source)
-    exe = tmp_path / name
-    built = subprocess.run(["gcc", "-static", "-O1", "-Wall", "-o", str(exe), str(src)],
-                           capture_output=True, text=True)
-    if built.returncode:
-        pytest.fail(f"gcc failed on {name}.c:\n{built.stderr}", pytrace=False)
-    return exe
-
-
-def run_both(tmp_path: Path, exe: Path) -> None:
-    """Run `exe` natively and under legorun, each in a fresh cwd; assert that the native run
-    succeeds and legorun's prints the same and succeeds too."""
-    native_cwd = tmp_path / "native"
-    lego_cwd = tmp_path / "legorun"
-    native_cwd.mkdir()
-    lego_cwd.mkdir()
-    native = subprocess.run([str(exe)], cwd=native_cwd, env=_env(), capture_output=True,
-                            timeout=TIMEOUT)
-    lego = subprocess.run([sys.executable, "-m", "legorun", str(exe)], cwd=lego_cwd,
-                          env=_env(), capture_output=True, timeout=TIMEOUT)
-    assert native.returncode == 0, native.stdout.decode(errors="replace")
-    assert b"Traceback" not in lego.stderr, lego.stderr.decode(errors="replace")
-    assert lego.stdout.decode(errors="replace") == native.stdout.decode(errors="replace")
-    assert lego.returncode == 0, lego.stderr.decode(errors="replace")
+    return guest_programs.compile_c(tmp_path, name, PRELUDE + source)
 
 
 def test_open_stat_and_errors(tmp_path: Path) -> None:
