@@ -19,7 +19,6 @@ import struct
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_64, UC_PROT_ALL, Uc, UcError
@@ -38,23 +37,15 @@ from unicorn.x86_const import (
     UC_X86_REG_RSP,
 )
 
-PAGE_SIZE = 4096
+from legorun.errors import LoaderError
+from legorun.loader.elf import LoadedImage, parse_elf
+from legorun.loader.stack import AuxvInputs, build_stack
+from legorun.managers.vma import page_down, page_up
+from legorun.processor.processor import HWCAP_X86
+
 STACK_TOP = 0x7FFFFFFFF000  # where Linux puts the main stack without randomisation
 STACK_SIZE = 8 << 20
 DEFAULT_HEAP_SIZE = 1 << 30  # host memory is only committed when touched
-STATIC_PIE_BASE = 0x555555554000  # ELF_ET_DYN_BASE, as the kernel loads a static-pie
-
-ELF_HEADER = struct.Struct("<16sHHIQQQIHHHHHH")
-PROGRAM_HEADER = struct.Struct("<IIQQQQQQ")
-ET_EXEC, ET_DYN = 2, 3
-EM_X86_64 = 62
-PT_LOAD, PT_INTERP, PT_PHDR = 1, 3, 6
-
-# Auxiliary vector keys (include/uapi/linux/auxvec.h) that static glibc reads at start-up.
-AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_ENTRY = 0, 3, 4, 5, 6, 9
-AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP = 11, 12, 13, 14, 15, 16
-AT_CLKTCK, AT_SECURE, AT_RANDOM, AT_EXECFN = 17, 23, 25, 31
-HWCAP_X86 = 0x078BFBFF
 
 # Syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl) and the errno values returned.
 SYS_WRITE, SYS_MMAP, SYS_MPROTECT, SYS_MUNMAP, SYS_BRK = 1, 9, 10, 11, 12
@@ -75,120 +66,50 @@ class RawUnicornError(Exception):
     """The program cannot be run by this baseline (not a static x86-64 ELF, or it stopped)."""
 
 
-def page_down(value: int) -> int:
-    return value & ~(PAGE_SIZE - 1)
+def load_static(data: bytes, path: str) -> LoadedImage:
+    """The program as legorun's loader parses it; only static programs run here."""
+    try:
+        image = parse_elf(data, path)
+    except LoaderError as error:
+        raise RawUnicornError(str(error)) from None
+    if image.interp is not None:
+        raise RawUnicornError("dynamically linked: only static programs are supported")
+    return image
 
 
-def page_up(value: int) -> int:
-    return (value + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    vaddr: int
-    memsz: int
-    data: bytes  # the file bytes; the rest up to memsz is zero (bss)
-
-
-@dataclass(frozen=True, slots=True)
-class StaticImage:
-    entry: int
-    phdr: int  # where the program headers are in guest memory (AT_PHDR)
-    phent: int
-    phnum: int
-    segments: tuple[Segment, ...]
-
-    @property
-    def end(self) -> int:
-        """The first page above every segment: the initial program break."""
-        return page_up(max(s.vaddr + s.memsz for s in self.segments))
-
-    def page_ranges(self) -> list[tuple[int, int]]:
-        """The segments' pages as merged [start, end) ranges: two segments may share a page,
-        and Unicorn refuses to map a page twice."""
-        ranges = sorted((page_down(s.vaddr), page_up(s.vaddr + s.memsz)) for s in self.segments)
-        merged: list[tuple[int, int]] = []
-        for start, end in ranges:
-            if merged and start <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-            else:
-                merged.append((start, end))
-        return merged
-
-
-def load_static_elf(data: bytes) -> StaticImage:
-    """Parse a static x86-64 executable (ET_EXEC, or ET_DYN without an interpreter)."""
-    if len(data) < ELF_HEADER.size or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        raise RawUnicornError("not a 64-bit little-endian ELF file")
-    (_, e_type, e_machine, _, e_entry, e_phoff, _, _, _, e_phentsize, e_phnum,
-     *_rest) = ELF_HEADER.unpack_from(data)
-    if e_machine != EM_X86_64 or e_type not in (ET_EXEC, ET_DYN):
-        raise RawUnicornError("not an x86-64 executable")
-    bias = STATIC_PIE_BASE if e_type == ET_DYN else 0
-    headers = [PROGRAM_HEADER.unpack_from(data, e_phoff + i * e_phentsize) for i in range(e_phnum)]
-    segments: list[Segment] = []
-    phdr: int | None = None
-    for p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align in headers:
-        if p_type == PT_INTERP:
-            raise RawUnicornError("dynamically linked: only static programs are supported")
-        if p_type == PT_PHDR:
-            phdr = p_vaddr + bias
-        if p_type == PT_LOAD and p_memsz:
-            segments.append(Segment(p_vaddr + bias, p_memsz, data[p_offset : p_offset + p_filesz]))
-            if phdr is None and p_offset <= e_phoff < p_offset + p_filesz:
-                phdr = p_vaddr + bias + (e_phoff - p_offset)
-    if not segments:
-        raise RawUnicornError("no loadable segments")
-    return StaticImage(e_entry + bias, phdr or 0, e_phentsize, e_phnum, tuple(segments))
-
-
-def build_stack(image: StaticImage, argv: Sequence[bytes], envp: Sequence[bytes],
-                top: int) -> tuple[int, bytes]:
-    """The initial stack (argc, argv, envp, auxv and the strings they point to) as it must
-    sit below `top`; returns (sp, bytes from sp to top)."""
-    strings = bytearray()
-    offsets: list[int] = []
-    for item in (*argv, *envp, b"x86_64"):
-        offsets.append(len(strings))
-        strings += item + b"\0"
-    random_offset = len(strings)
-    strings += os.urandom(16)
-    strings_base = (top - len(strings) - 16) & ~0xF
-    addrs = [strings_base + off for off in offsets]
-    argv_addrs, envp_addrs = addrs[: len(argv)], addrs[len(argv) : len(argv) + len(envp)]
-    auxv = [
-        (AT_PHDR, image.phdr), (AT_PHENT, image.phent), (AT_PHNUM, image.phnum),
-        (AT_PAGESZ, PAGE_SIZE), (AT_ENTRY, image.entry), (AT_UID, os.getuid()),
-        (AT_EUID, os.geteuid()), (AT_GID, os.getgid()), (AT_EGID, os.getegid()),
-        (AT_PLATFORM, addrs[-1]), (AT_HWCAP, HWCAP_X86), (AT_CLKTCK, 100), (AT_SECURE, 0),
-        (AT_RANDOM, strings_base + random_offset), (AT_EXECFN, argv_addrs[0] if argv else 0),
-        (AT_NULL, 0),
-    ]
-    words = [len(argv), *argv_addrs, 0, *envp_addrs, 0, *(w for pair in auxv for w in pair)]
-    tables = struct.pack(f"<{len(words)}Q", *words)
-    sp = (strings_base - len(tables)) & ~0xF  # the ABI wants rsp 16-byte aligned at entry
-    blob = bytearray(top - sp)
-    blob[: len(tables)] = tables
-    blob[strings_base - sp : strings_base - sp + len(strings)] = strings
-    return sp, bytes(blob)
+def page_ranges(image: LoadedImage) -> list[tuple[int, int]]:
+    """The segments' pages as merged [start, end) ranges: two segments may share a page,
+    and Unicorn refuses to map a page twice."""
+    ranges = sorted((page_down(s.vaddr), page_up(s.vaddr + s.memsz)) for s in image.segments)
+    merged: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 class RawMachine:
     """One guest on one Unicorn instance, all memory mapped before the first instruction."""
 
-    def __init__(self, image: StaticImage, argv: Sequence[bytes], envp: Sequence[bytes],
+    def __init__(self, image: LoadedImage, argv: Sequence[bytes], envp: Sequence[bytes],
                  heap_size: int = DEFAULT_HEAP_SIZE) -> None:
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         self.image = image
         self.exit_status: int | None = None
         self.unimplemented: set[int] = set()
-        for start, end in image.page_ranges():
+        for start, end in page_ranges(image):
             self.uc.mem_map(start, end - start, UC_PROT_ALL)
         for segment in image.segments:
             self.uc.mem_write(segment.vaddr, segment.data)
         self.uc.mem_map(STACK_TOP - STACK_SIZE, STACK_SIZE, UC_PROT_ALL)
-        self.sp, stack = build_stack(image, argv, envp, STACK_TOP)
-        self.uc.mem_write(self.sp, stack)
+        aux = AuxvInputs(uid=os.getuid(), euid=os.geteuid(), gid=os.getgid(),
+                         egid=os.getegid(), hwcap=HWCAP_X86, platform=b"x86_64",
+                         random=os.urandom(16))
+        stack = build_stack(image, argv, envp, argv[0] if argv else b"", aux, STACK_TOP)
+        self.sp = stack.sp
+        self.uc.mem_write(self.sp, stack.data)
 
         self.heap_start = image.end
         self.heap_end = self.heap_start + heap_size
@@ -315,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     program = Path(args[0])
     try:
-        image = load_static_elf(program.read_bytes())
+        image = load_static(program.read_bytes(), str(program))
         guest_argv = [os.fsencode(arg) for arg in args]
         envp = [os.fsencode(f"{k}={v}") for k, v in os.environ.items()]
         return RawMachine(image, guest_argv, envp).run()

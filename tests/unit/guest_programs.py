@@ -13,6 +13,36 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120
 
+# Headers and the SHOW() helper every test program starts with.
+PRELUDE = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Print a call's result, and its errno name when it failed: the output is the check. */
+static long show(const char *what, long result) {
+    if (result < 0)
+        printf("%s = %ld (%s)\n", what, result, strerrorname_np(errno));
+    else
+        printf("%s = %ld\n", what, result);
+    fflush(stdout);
+    return result;
+}
+#define SHOW(expr) show(#expr, (long)(expr))
+"""
+
 
 def guest_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
@@ -22,7 +52,7 @@ def guest_env() -> dict[str, str]:
 
 def compile_c(tmp_path: Path, name: str, source: str) -> Path:
     src = tmp_path / f"{name}.c"
-    src.write_text(source)
+    src.write_text(PRELUDE + source)
     exe = tmp_path / name
     built = subprocess.run(["gcc", "-static", "-O1", "-Wall", "-o", str(exe), str(src)],
                            capture_output=True, text=True)

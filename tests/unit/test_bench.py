@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -15,19 +14,9 @@ from pathlib import Path
 import pytest
 
 from legorun.bench.__main__ import Bench, miss_cost_s, miss_costs, parse_args, report
-from legorun.bench.rawunicorn import (
-    AT_NULL,
-    AT_PAGESZ,
-    AT_RANDOM,
-    ENOMEM,
-    PAGE_SIZE,
-    RawMachine,
-    RawUnicornError,
-    Segment,
-    StaticImage,
-    build_stack,
-    load_static_elf,
-)
+from legorun.bench.rawunicorn import ENOMEM, RawMachine, RawUnicornError, load_static, page_ranges
+from legorun.loader.elf import ET_EXEC, LoadedImage, Segment
+from legorun.managers.vma import PAGE_SIZE, PROT_EXEC, PROT_READ
 from legorun.bench.runners import (
     LEGORUN,
     NATIVE,
@@ -210,43 +199,27 @@ def test_runner_argv_and_environment() -> None:
 # ------------------------------------------------------------------ the raw Unicorn runner
 
 
-def _tiny_image() -> StaticImage:
-    return StaticImage(entry=0x401000, phdr=0x400040, phent=56, phnum=1,
-                       segments=(Segment(0x401000, 0x20, b"\x0f\x05"),))
+def _image(*segments: tuple[int, int, bytes]) -> LoadedImage:
+    loaded = tuple(Segment(vaddr, memsz, len(data), 0, PROT_READ | PROT_EXEC, data)
+                   for vaddr, memsz, data in segments)
+    end = max(((vaddr + memsz + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)) for vaddr, memsz, _ in segments)
+    return LoadedImage(e_type=ET_EXEC, load_bias=0, entry=segments[0][0], phdr=0x400040,
+                       phent=56, phnum=len(segments), segments=loaded, interp=None, tls=None,
+                       stack_executable=False, end=end)
+
+
+def _tiny_image() -> LoadedImage:
+    return _image((0x401000, 0x20, b"\x0f\x05"))
 
 
 def test_page_ranges_merge_shared_pages() -> None:
-    image = StaticImage(0, 0, 56, 3, (
-        Segment(0x400000, 0x518, b""),
-        Segment(0x401000, 0x77C31, b""),
-        Segment(0x4A06D8, 0xB3C8, b""),
-        Segment(0x478F00, 0x200, b""),  # shares its first page with the segment before
-    ))
-    assert image.page_ranges() == [(0x400000, 0x47A000), (0x4A0000, 0x4AC000)]
-    assert image.end == 0x4AC000
-
-
-def test_build_stack_layout() -> None:
-    top = 0x7FFFFFFFF000
-    sp, blob = build_stack(_tiny_image(), [b"prog", b"arg"], [b"A=1"], top)
-    assert sp % 16 == 0 and sp + len(blob) == top
-
-    def word(addr: int) -> int:
-        return struct.unpack_from("<Q", blob, addr - sp)[0]
-
-    def string(addr: int) -> bytes:
-        return blob[addr - sp : blob.index(b"\0", addr - sp)]
-
-    assert word(sp) == 2
-    assert [string(word(sp + 8)), string(word(sp + 16))] == [b"prog", b"arg"]
-    assert word(sp + 24) == 0
-    assert string(word(sp + 32)) == b"A=1" and word(sp + 40) == 0
-    auxv, at = {}, sp + 48
-    while word(at) != AT_NULL:
-        auxv[word(at)] = word(at + 8)
-        at += 16
-    assert auxv[AT_PAGESZ] == PAGE_SIZE
-    assert sp < auxv[AT_RANDOM] and auxv[AT_RANDOM] + 16 <= top
+    image = _image(
+        (0x400000, 0x518, b""),
+        (0x401000, 0x77C31, b""),
+        (0x4A06D8, 0xB3C8, b""),
+        (0x478F00, 0x200, b""),  # shares its first page with the segment before
+    )
+    assert page_ranges(image) == [(0x400000, 0x47A000), (0x4A0000, 0x4AC000)]
 
 
 def test_brk_and_mmap_bump_allocator() -> None:
@@ -268,9 +241,9 @@ def test_brk_and_mmap_bump_allocator() -> None:
     assert machine._brk(second + PAGE_SIZE) == start + 2 * PAGE_SIZE  # into mmap: refused
 
 
-def test_load_static_elf_rejects_non_elf() -> None:
+def test_load_static_rejects_non_elf() -> None:
     with pytest.raises(RawUnicornError):
-        load_static_elf(b"#!/bin/sh\necho hi\n")
+        load_static(b"#!/bin/sh\necho hi\n", "script")
 
 
 @pytest.fixture(scope="module")
@@ -300,7 +273,7 @@ def test_raw_unicorn_runs_like_native(tiny_static: Path, tmp_path: Path) -> None
 
 
 def test_raw_unicorn_loads_the_program_headers(tiny_static: Path) -> None:
-    image = load_static_elf(tiny_static.read_bytes())
+    image = load_static(tiny_static.read_bytes(), str(tiny_static))
     assert image.phnum > 0 and image.phent == 56
     assert any(s.vaddr <= image.phdr < s.vaddr + s.memsz for s in image.segments)
     assert any(s.vaddr <= image.entry < s.vaddr + s.memsz for s in image.segments)

@@ -16,31 +16,7 @@ from guest_programs import run_both, run_legorun
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 
-PRELUDE = r"""
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/sendfile.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/types.h>
-#include <unistd.h>
-
-/* Print a call's result, and its errno name when it failed: the output is the check. */
-static long show(const char *what, long result) {
-    if (result < 0)
-        printf("%s = %ld (%s)\n", what, result, strerrorname_np(errno));
-    else
-        printf("%s = %ld\n", what, result);
-    fflush(stdout);
-    return result;
-}
-#define SHOW(expr) show(#expr, (long)(expr))
-
+DIRENT64 = r"""
 struct linux_dirent64 {
     unsigned long long d_ino;
     long long d_off;
@@ -52,7 +28,7 @@ struct linux_dirent64 {
 
 
 def compile_c(tmp_path: Path, name: str, source: str) -> Path:
-    return guest_programs.compile_c(tmp_path, name, PRELUDE + source)
+    return guest_programs.compile_c(tmp_path, name, DIRENT64 + source)
 
 
 def test_getdents64_over_300_entries(tmp_path: Path) -> None:

@@ -7,44 +7,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import guest_programs
 import pytest
-from guest_programs import run_both
+from guest_programs import compile_c, run_both
 
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
-
-PRELUDE = r"""
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/syscall.h>
-#include <sys/types.h>
-#include <time.h>
-#include <unistd.h>
-
-/* Print a call's result, and its errno name when it failed: the output is the check. */
-static long show(const char *what, long result) {
-    if (result < 0)
-        printf("%s = %ld (%s)\n", what, result, strerrorname_np(errno));
-    else
-        printf("%s = %ld\n", what, result);
-    fflush(stdout);
-    return result;
-}
-#define SHOW(expr) show(#expr, (long)(expr))
-"""
-
-
-def compile_c(tmp_path: Path, name: str, source: str) -> Path:
-    return guest_programs.compile_c(tmp_path, name, PRELUDE + source)
-
 
 def test_open_stat_and_errors(tmp_path: Path) -> None:
     exe = compile_c(tmp_path, "open_stat", r"""
