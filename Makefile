@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 all: demo
 
-$(STAMP): pyproject.toml setup.py legorun/native/excache.c
+$(STAMP): pyproject.toml setup.py $(wildcard legorun/native/*.c)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@

@@ -13,12 +13,15 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from legorun.config import MachineConfig
+from legorun.config import DEFAULT_CLOCK_HZ, DEFAULT_CPI, CacheGeometry, MachineConfig, TraceConfig
 from legorun.errors import LegorunError, UsageError
 from legorun.rpc.network import DEFAULT_BANDWIDTH_BPS, DEFAULT_LATENCY_S, NetworkModel
-from legorun.units import parse_bandwidth, parse_duration, parse_size
+from legorun.units import parse_bandwidth, parse_duration, parse_frequency, parse_size
 
 PROG = "legorun"
+# `legorun report ...` and `legorun sweep ...`: a program of that name runs as ./report.
+SUBCOMMANDS = ("report", "sweep")
+DEBUG_ITEMS = ("in_asm", "exec")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +38,30 @@ def _typed(parse):  # type: ignore[no-untyped-def]
             raise argparse.ArgumentTypeError(str(error)) from None
     convert.__name__ = parse.__name__
     return convert
+
+
+def parse_geometry(text: str) -> CacheGeometry:
+    """cachegrind's --I1/--D1/--LL value: size,assoc,line_size (sizes may carry K/M)."""
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise ValueError(f"expected size,assoc,line_size, got {text!r}")
+    size, assoc, line = parse_size(parts[0]), int(parts[1]), parse_size(parts[2])
+    if min(size, assoc, line) <= 0 or line & (line - 1) or size % (assoc * line):
+        raise ValueError(f"{text!r}: size must be a multiple of assoc * line_size, "
+                         "line_size a power of two")
+    sets = size // (assoc * line)
+    if sets & (sets - 1):
+        raise ValueError(f"{text!r}: the number of sets ({sets}) must be a power of two")
+    return CacheGeometry(size, assoc, line)
+
+
+def parse_debug_items(text: str) -> frozenset[str]:
+    items = frozenset(item for item in text.split(",") if item)
+    unknown = items - set(DEBUG_ITEMS)
+    if unknown or not items:
+        raise ValueError(f"unknown -d item {', '.join(sorted(unknown)) or text!r} "
+                         f"(known: {', '.join(DEBUG_ITEMS)})")
+    return items
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
                          f"(default {DEFAULT_BANDWIDTH_BPS / 1e9:.2f}GB/s)")
     machine.add_argument("--root", metavar="DIR", type=Path,
                          help="confine the guest's file system to DIR")
+    machine.add_argument("--clock", metavar="FREQ", type=_typed(parse_frequency),
+                         default=DEFAULT_CLOCK_HZ,
+                         help=f"modelled processor clock, e.g. 2.4GHz "
+                         f"(default {DEFAULT_CLOCK_HZ / 1e9:g}GHz)")
+    machine.add_argument("--cpi", metavar="N", type=float, default=DEFAULT_CPI,
+                         help=f"modelled cycles per instruction (default {DEFAULT_CPI:g})")
     guest = parser.add_argument_group("the guest (as in qemu-user)")
     guest.add_argument("-E", dest="set_env", metavar="VAR=VALUE", action="append", default=[],
                        help="set an environment variable for the guest")
@@ -78,6 +111,36 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the statistics as JSON to FILE")
     output.add_argument("--list-syscalls", action="store_true",
                         help="print every x86-64 syscall and whether legorun implements it")
+    traces = parser.add_argument_group("traces")
+    traces.add_argument("--strace", action="store_true",
+                        help="log every syscall with its decoded arguments and result")
+    traces.add_argument("-d", dest="debug_items", metavar="ITEMS", type=_typed(parse_debug_items),
+                        default=frozenset(),
+                        help="log translated code (in_asm) and executed blocks (exec), "
+                        "comma-separated, as qemu -d")
+    traces.add_argument("-dfilter", "--trace-filter", dest="filters", metavar="RANGES",
+                        action="append", default=[],
+                        help="limit -d and --trace-mem to START..END, START+LEN or a symbol "
+                        "(comma-separated; repeatable)")
+    traces.add_argument("-D", dest="log_file", metavar="FILE",
+                        help="write --strace and -d output to FILE (%%p: the pid) "
+                        "instead of stderr")
+    traces.add_argument("--trace", dest="trace_json", metavar="FILE.json", type=Path,
+                        help="write a Chrome Trace Event file (Perfetto, chrome://tracing)")
+    traces.add_argument("--trace-mem", metavar="FILE", type=Path,
+                        help="write every instruction fetch and data access in lackey's "
+                        "format")
+    cachesim = parser.add_argument_group("cache simulation (as valgrind --tool=cachegrind)")
+    cachesim.add_argument("--cache-sim", action="store_true",
+                          help="simulate the virtually tagged L1I, L1D and last-level caches "
+                          "and write a cachegrind.out file")
+    for flag, dest, what in (("--I1", "i1", "L1 instruction"), ("--D1", "d1", "L1 data"),
+                             ("--LL", "ll", "last-level")):
+        cachesim.add_argument(flag, dest=dest, metavar="SIZE,ASSOC,LINE",
+                              type=_typed(parse_geometry),
+                              help=f"{what} cache geometry (default: the host's)")
+    cachesim.add_argument("--cachegrind-out-file", metavar="FILE", default="cachegrind.out.%p",
+                          help="where --cache-sim writes (default cachegrind.out.%%p)")
     parser.add_argument("program", nargs="?", metavar="PROGRAM", help="the program to run")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                         help="arguments for the program")
@@ -96,7 +159,20 @@ def guest_environment(options: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def trace_config(options: argparse.Namespace) -> TraceConfig:
+    return TraceConfig(
+        strace=options.strace, log_file=options.log_file, debug_items=options.debug_items,
+        filters=tuple(options.filters), trace_json=options.trace_json,
+        trace_mem=options.trace_mem, cache_sim=options.cache_sim, i1=options.i1,
+        d1=options.d1, ll=options.ll, cachegrind_out=options.cachegrind_out_file,
+    )
+
+
 def run(argv: Sequence[str]) -> int:
+    if argv and argv[0] in SUBCOMMANDS:
+        from importlib import import_module
+
+        return import_module(f"legorun.{argv[0]}").main(list(argv[1:]))
     options = build_parser().parse_args(argv)
     if options.list_syscalls:
         from syscalls.table import SyscallTable
@@ -118,8 +194,13 @@ def run(argv: Sequence[str]) -> int:
         seed=options.seed,
         network=NetworkModel(options.net_latency, options.net_bandwidth),
         root=options.root,
+        clock_hz=options.clock,
+        cpi=options.cpi,
+        count_instructions=bool(options.stats or options.stats_json or options.trace_json),
     )
-    machine = Machine(config)
+    if options.cpi <= 0:
+        raise UsageError("--cpi must be positive")
+    machine = Machine(config, trace_config(options))
     result = machine.run(options.program, options.args, guest_environment(options),
                          options.argv0)
     if result.exit.signal:

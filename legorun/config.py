@@ -1,4 +1,4 @@
-"""How the emulated machine is built: every parameter with its default and meaning."""
+"""How the emulated machine is built and observed: every parameter with its default and meaning."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from legorun.rpc.network import NetworkModel
+
+DEFAULT_CLOCK_HZ = 2.4e9  # the LegoOS testbed's Xeon E5-2620 v3
+DEFAULT_CPI = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,3 +19,32 @@ class MachineConfig:
     seed: int = 0  # seeds every random choice (random eviction), for reproducible runs
     network: NetworkModel = field(default_factory=NetworkModel)
     root: Path | None = None  # confine the guest's file system to this host directory
+    clock_hz: float = DEFAULT_CLOCK_HZ  # modelled processor clock
+    cpi: float = DEFAULT_CPI  # modelled cycles per instruction
+    count_instructions: bool = False  # keep the modelled clock (costs a compiled block hook)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheGeometry:
+    """One cache as cachegrind gives it: --I1=size,assoc,line_size."""
+
+    size: int
+    assoc: int
+    line_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TraceConfig:
+    """What to record about a run; every output is off unless asked for."""
+
+    strace: bool = False  # one line per syscall, as qemu-user -strace
+    log_file: str | None = None  # -D: where --strace and -d write (%p = pid); stderr if None
+    debug_items: frozenset[str] = frozenset()  # -d: in_asm, exec
+    filters: tuple[str, ...] = ()  # -dfilter: address ranges or symbols limiting -d/--trace-mem
+    trace_json: Path | None = None  # Chrome Trace Event JSON
+    trace_mem: Path | None = None  # lackey-format memory trace
+    cache_sim: bool = False  # simulate the virtually tagged L1I/L1D/LL caches
+    i1: CacheGeometry | None = None  # None: the host's, as cachegrind picks them
+    d1: CacheGeometry | None = None
+    ll: CacheGeometry | None = None
+    cachegrind_out: str = "cachegrind.out.%p"  # %p = pid

@@ -11,8 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from legorun.config import MachineConfig
+from legorun.config import MachineConfig, TraceConfig
 from legorun.errors import LoaderError, ProgramNotFound
+from legorun.managers.confine import PathResolver
 from legorun.managers.memory import MemoryManager
 from legorun.managers.storage import StorageManager
 from legorun.processor.processor import Exit, Processor, Warn
@@ -20,6 +21,8 @@ from legorun.rpc.messages import StatReply, StatRequest
 from legorun.rpc.stats import RpcStats
 from legorun.rpc.transport import LocalTransport
 from legorun.stats import RunStats
+from legorun.trace.instrument import RunContext
+from legorun.trace.instruments import build_instruments
 from syscalls.errno import Errno, strerror
 
 S_IFMT, S_IFDIR, S_IFREG = 0o170000, 0o040000, 0o100000
@@ -32,8 +35,9 @@ class RunResult:
 
 
 class Machine:
-    def __init__(self, config: MachineConfig) -> None:
+    def __init__(self, config: MachineConfig, trace: TraceConfig | None = None) -> None:
         self.config = config
+        self.trace = trace or TraceConfig()
         self.rpc_stats = RpcStats()
         self.transport = LocalTransport(config.network, self.rpc_stats)
         self.storage = StorageManager(config.root)
@@ -71,9 +75,14 @@ class Machine:
         cwd = self.guest_cwd()
         path = self.guest_path(program, cwd)
         self.check_program(path, program)
-        processor = Processor(self.config, self.transport, self.warn)
-        argv = [os.fsencode(argv0 if argv0 is not None else program)]
-        argv += [os.fsencode(arg) for arg in args]
+        shown_argv = (argv0 if argv0 is not None else program, *args)
+        instruments = build_instruments(RunContext(
+            machine=self.config, trace=self.trace,
+            program=Path(PathResolver(self.config.root).resolve(path)), argv=shown_argv,
+            pid=os.getpid(), transport=self.transport, rpc_stats=self.rpc_stats,
+        ))
+        processor = Processor(self.config, self.transport, self.warn, instruments)
+        argv = [os.fsencode(arg) for arg in shown_argv]
         envp = [os.fsencode(f"{key}={value}") for key, value in env.items()]
         exit = processor.run(path, argv, envp, os.fsencode(program), cwd)
         return RunResult(exit, RunStats.collect(processor, self.rpc_stats))

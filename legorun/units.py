@@ -1,4 +1,5 @@
-"""Parsing of sizes (64K, 1G), durations (4.63us) and bandwidths (2GB/s, 40Gbit/s)."""
+"""Parsing of sizes (64K, 1G), durations (4.63us), bandwidths (2GB/s, 40Gbit/s) and
+frequencies (2.4GHz)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,20 @@ def parse_bandwidth(text: str) -> float:
     value = float(match.group(1)) * RATE_PREFIXES[match.group(2)] * RATE_UNITS[match.group(3)]
     if value <= 0:
         raise ValueError(f"bandwidth must be positive: {text!r}")
+    return value
+
+
+def parse_frequency(text: str) -> float:
+    """'2.4GHz' -> 2.4e9 cycles per second (a bare number is Hz)."""
+    match = re.fullmatch(r"\s*([0-9.]+(?:e\d+)?)\s*([KMGT]?)(?:Hz)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"not a frequency: {text!r} (examples: 2.4GHz, 800MHz)")
+    try:
+        value = float(match.group(1)) * RATE_PREFIXES[match.group(2).upper()]
+    except ValueError:
+        raise ValueError(f"not a frequency: {text!r} (examples: 2.4GHz, 800MHz)") from None
+    if value <= 0:
+        raise ValueError(f"frequency must be positive: {text!r}")
     return value
 
 

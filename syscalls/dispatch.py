@@ -8,11 +8,21 @@ encoded as -errno.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from typing import Callable, Protocol
 
 from legorun.cache.excache import GuestFault
 from syscalls.errno import Errno, SyscallError
 from syscalls.table import IGNORED, SyscallEntry, SyscallTable
+
+
+class SyscallObserver(Protocol):
+    """Sees every syscall: `enter` before the handler runs (a call such as exit_group may never
+    return), `leave` with the value for rax."""
+
+    def enter(self, entry: SyscallEntry | None, nr: int, raw: tuple[int, ...]) -> None: ...
+
+    def leave(self, entry: SyscallEntry | None, nr: int, raw: tuple[int, ...],
+              result: int) -> None: ...
 
 
 class Dispatcher:
@@ -22,13 +32,17 @@ class Dispatcher:
         self._warn = warn
         self._warned: set[int] = set()
         self.counts: Counter[str] = Counter()
-        self.observers: list[Callable[[SyscallEntry | None, int, tuple[int, ...], int], None]] = []
+        self.observers: list[SyscallObserver] = []
 
     def __call__(self, nr: int, raw: tuple[int, ...]) -> int:
         entry = self._entries.get(nr)
+        if not self.observers:
+            return self._dispatch(entry, nr, raw)
+        for observer in self.observers:
+            observer.enter(entry, nr, raw)
         result = self._dispatch(entry, nr, raw)
         for observer in self.observers:
-            observer(entry, nr, raw, result)
+            observer.leave(entry, nr, raw, result)
         return result
 
     def _dispatch(self, entry: SyscallEntry | None, nr: int, raw: tuple[int, ...]) -> int:

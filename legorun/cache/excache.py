@@ -25,7 +25,7 @@ from legorun.cache.lines import EMPTY_TAG, LINE_DIRTY, LINE_PROT_MASK
 from legorun.cache.policy import make_policy
 from legorun.errors import LegorunError
 from legorun.managers.vma import PAGE_SHIFT, PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE
-from legorun.native import excache_library
+from legorun.native import native_library
 
 # Where slot 0 lives in Unicorn's physical address space (anything outside guest reach).
 SLOT_BASE = 1 << 32
@@ -49,6 +49,14 @@ class Pager(Protocol):
     def fetch(self, addr: int, writeback: tuple[tuple[int, bytes], ...]) -> bytes: ...
 
     def write_back(self, lines: tuple[tuple[int, bytes], ...]) -> None: ...
+
+
+class ExCacheListener(Protocol):
+    """Sees the ExCache's events as they happen (for traces and per-instruction attribution)."""
+
+    def miss(self, vaddr: int, zero_fill: bool) -> None: ...
+
+    def evicted(self, vaddr: int, dirty: bool) -> None: ...
 
 
 class _NativeState(ctypes.Structure):
@@ -106,6 +114,7 @@ class ExCache:
         self.stats = ExCacheStats()
         self.fault: GuestFault | None = None
         self.error: BaseException | None = None
+        self.listeners: list[ExCacheListener] = []
         self._uc = uc
         self._pager = pager
         self._policy = make_policy(policy, sets, assoc, seed)
@@ -135,7 +144,7 @@ class ExCache:
         self._install_hook(uc)
 
     def _install_hook(self, uc: Uc) -> None:
-        lib = excache_library()
+        lib = native_library()
         fill = ctypes.cast(lib.excache_tlb_fill, ctypes.c_void_p)
         uc.ctl_set_tlb_mode(1)  # UC_TLB_VIRTUAL
         handle = ctypes.c_size_t()
@@ -178,6 +187,8 @@ class ExCache:
             slot = first + way
             writeback = self._evict(slot)
         self.stats.misses += 1
+        for listener in self.listeners:
+            listener.miss(vaddr, zero_fill)
         offset = slot << PAGE_SHIFT
         if zero_fill:
             self.stats.zero_fills += 1
@@ -198,6 +209,8 @@ class ExCache:
         """Empty a valid slot; returns its line for write-back if it was dirty."""
         vpn = self.tags[slot]
         self.stats.evictions += 1
+        for listener in self.listeners:
+            listener.evicted(vpn << PAGE_SHIFT, bool(self.flags[slot] & LINE_DIRTY))
         line = self._drop(slot, vpn)
         self._flush_tlb()
         return line

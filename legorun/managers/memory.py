@@ -140,6 +140,7 @@ class MemoryManager:
         self._spaces[req.pid] = space
         return ExecReply(
             entry=image.entry,
+            load_bias=image.load_bias,
             sp=stack.sp,
             brk=image.end,
             layout=space.layout(),

@@ -11,13 +11,18 @@ from legorun.errors import LegorunError
 
 
 @cache
-def excache_library() -> ctypes.CDLL:
-    """The shared object built from excache.c by `pip install` (see setup.py)."""
+def native_library() -> ctypes.CDLL:
+    """The shared object built from native/*.c by `pip install` (see setup.py)."""
     here = Path(__file__).resolve().parent
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = here / f"_excache{suffix}"
+        candidate = here / f"_native{suffix}"
         if candidate.exists():
             return ctypes.CDLL(str(candidate))
     raise LegorunError(
-        f"the compiled ExCache hook is missing from {here}; reinstall legorun (make demo)"
+        f"the compiled hooks are missing from {here}; reinstall legorun (make demo)"
     )
+
+
+def function_pointer(name: str) -> ctypes.c_void_p:
+    """The address of a compiled hook, as uc_hook_add takes it."""
+    return ctypes.cast(getattr(native_library(), name), ctypes.c_void_p)

@@ -75,14 +75,22 @@ class Cpu:
         self._rax = ctypes.c_uint64()
         self._syscall_hook = INSN_HOOK(self._on_syscall)  # kept alive: C holds the pointer
         self._intr_hook = INTR_HOOK(self._on_interrupt)
-        self._add_hook(UC_HOOK_INSN, self._syscall_hook, ctypes.c_int(UC_X86_INS_SYSCALL))
-        self._add_hook(UC_HOOK_INTR, self._intr_hook)
+        self.add_hook(UC_HOOK_INSN, self._syscall_hook, None, 1, 0,
+                      ctypes.c_int(UC_X86_INS_SYSCALL))
+        self.add_hook(UC_HOOK_INTR, self._intr_hook)
 
-    def _add_hook(self, kind: int, callback: ctypes._CFuncPtr, *extra: object) -> None:
+    def add_hook(self, kind: int, callback: ctypes._CFuncPtr | ctypes.c_void_p,
+                 user_data: ctypes.c_void_p | None = None, begin: int = 1, end: int = 0,
+                 *extra: object) -> None:
+        """Register a hook straight with the library (compiled or ctypes callback).
+
+        begin > end means every address. Hooks must be added before the guest runs: code
+        translated earlier would not call them.
+        """
         handle = ctypes.c_size_t()
         status = uclib.uc_hook_add(
             self.uc._uch, ctypes.byref(handle), kind, ctypes.cast(callback, ctypes.c_void_p),
-            None, ctypes.c_uint64(1), ctypes.c_uint64(0), *extra,
+            user_data, ctypes.c_uint64(begin), ctypes.c_uint64(end), *extra,
         )
         if status != 0:
             raise LegorunError(f"cannot install a CPU hook (unicorn error {status})")

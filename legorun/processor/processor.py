@@ -7,6 +7,7 @@ import fcntl
 import os
 import signal
 from dataclasses import dataclass
+from typing import Sequence
 
 from unicorn import UcError
 from unicorn.unicorn_const import (
@@ -33,6 +34,7 @@ from legorun.processor.process import FatalSignal, ProcessExit, ProcessState
 from legorun.processor.uaccess import UserMemory
 from legorun.rpc.messages import ExecReply, ExecRequest, ExitRequest
 from legorun.rpc.transport import Transport
+from legorun.trace.instrument import Instrument
 from syscalls.context import SyscallContext
 from syscalls.dispatch import Dispatcher
 from syscalls.errno import Errno, strerror
@@ -70,8 +72,10 @@ def signal_message(sig: int) -> str | None:
 
 
 class Processor:
-    def __init__(self, config: MachineConfig, transport: Transport, warn: "Warn") -> None:
+    def __init__(self, config: MachineConfig, transport: Transport, warn: "Warn",
+                 instruments: Sequence[Instrument] = ()) -> None:
         self._config = config
+        self._instruments = tuple(instruments)
         self._transport = transport
         self._warn = warn
         self.pid = os.getpid()
@@ -82,6 +86,7 @@ class Processor:
         self.vm.attach(self.excache)
         self.fds = FdTable()
         self.dispatcher: Dispatcher | None = None
+        self.load_bias = 0  # of the running program: symbolizers add it to ELF addresses
 
     def exec(self, path: str, argv: list[bytes], envp: list[bytes], execfn: bytes,
              cwd: str) -> tuple[int, int, ProcessState]:
@@ -98,6 +103,7 @@ class Processor:
         if reply.status:
             raise LoaderError(f"{path}: {strerror(reply.status)}")
         self.vm.exec_done(reply)
+        self.load_bias = reply.load_bias
         state = ProcessState(pid=self.pid, exe=path, cwd=cwd, argv=tuple(argv), envp=tuple(envp))
         return reply.entry, reply.sp, state
 
@@ -116,10 +122,16 @@ class Processor:
         )
         self.dispatcher = Dispatcher(SyscallTable.build(), context, self._warn)
         self.cpu.set_syscall_handler(self.dispatcher)
+        for instrument in self._instruments:
+            instrument.attach(self)
+        exit: Exit | None = None
         try:
-            return self._execute(entry, sp)
+            exit = self._execute(entry, sp)
+            return exit
         finally:
             self._transport.call(ExitRequest(self.pid))
+            for instrument in self._instruments:
+                instrument.close(exit)
 
     def _execute(self, entry: int, sp: int) -> Exit:
         try:

@@ -99,6 +99,7 @@ class ExecReply:
     status: int = 0
     detail: str = ""
     entry: int = 0
+    load_bias: int = 0  # what was added to the program's ELF addresses (ET_DYN)
     sp: int = 0
     brk: int = 0
     layout: tuple[Vma, ...] = ()

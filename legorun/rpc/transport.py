@@ -18,6 +18,12 @@ from legorun.rpc.wire import message_size
 Handler = Callable[[Any], Any]
 
 
+class RpcObserver(Protocol):
+    """Sees every completed RPC with its wire size and modelled network cost."""
+
+    def __call__(self, request: Request, reply: Any, nbytes: int, modelled_s: float) -> None: ...
+
+
 class Transport(Protocol):
     def call(self, request: Request) -> Any: ...
 
@@ -27,6 +33,7 @@ class LocalTransport:
         self._network = network
         self._stats = stats
         self._handlers: dict[Opcode, Handler] = {}
+        self.observers: list[RpcObserver] = []
 
     def register(self, handlers: dict[Opcode, Handler]) -> None:
         self._handlers.update(handlers)
@@ -38,5 +45,8 @@ class LocalTransport:
             raise RpcError(f"no manager serves {opcode.name}")
         reply = handler(request)
         nbytes = message_size(request) + message_size(reply)
-        self._stats.record(opcode, nbytes, self._network.cost(nbytes))
+        cost = self._network.cost(nbytes)
+        self._stats.record(opcode, nbytes, cost)
+        for observer in self.observers:
+            observer(request, reply, nbytes, cost)
         return reply
