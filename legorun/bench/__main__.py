@@ -4,7 +4,8 @@ Three sample guests (cpu_loop: CPU-bound, stream: streaming, randwalk: random ac
 timed natively, under legorun, under qemu-user and on raw Unicorn, interleaved so that drift
 in the machine's load hits every runner alike, best of N. Three micro-measurements follow:
 the cost of one ExCache miss with eviction, legorun's start-up time, and the cost of one
-syscall round trip. Progress goes to stderr; the table and the results go to stdout.
+syscall round trip. Last, the observation tools: --cache-sim against cachegrind, and the
+overhead of --trace and --strace (legorun/bench/tools.py). Progress goes to stderr; the table and the results go to stdout.
 
 Exit status: 0, or 1 when some runner's output did not match the native run.
 """
@@ -23,6 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from legorun.bench.tools import (
+    CACHE_SIM_ARGS, SYSCALL_HEAVY_C, cache_sim_vs_cachegrind, tool_report, tool_targets, trace_overhead,
+)
 from legorun.bench.runners import (
     LEGORUN,
     NATIVE,
@@ -321,8 +325,8 @@ def _us(seconds: float | None) -> str:
 
 
 def report(results: Sequence[SampleResult], miss: dict[str, Any], startup: dict[str, float],
-           syscall: dict[str, Any], targets: Sequence[Target], bench: Bench, repeat: int,
-           excache: str) -> str:
+           syscall: dict[str, Any], tools: list[str], targets: Sequence[Target], bench: Bench,
+           repeat: int, excache: str) -> str:
     lines = [f"legorun benchmark: best of {repeat}, wall time per run (process start to exit), "
              f"legorun with --excache {excache}", "", format_table(results)]
     if miss:
@@ -357,6 +361,7 @@ def report(results: Sequence[SampleResult], miss: dict[str, Any], startup: dict[
             lines.append(f"  {name:<16} {_us(entry['seconds_per_syscall'])} "
                          f"({entry['loop_s']:.3f} s - {entry['empty_s']:.3f} s)")
         lines.append("")
+    lines += tools
     lines.append("Targets")
     lines += [target.line() for target in targets]
     if bench.notes:
@@ -380,15 +385,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         miss = bench.miss_cost()
         startup = bench.startup(hello)
         syscall = bench.syscall_cost()
+        cache_sim = cache_sim_vs_cachegrind(bench, {
+            name: sample_binary(name, progress) for name in CACHE_SIM_ARGS})
+        trace = trace_overhead(bench, compile_static(SYSCALL_HEAVY_C, "syscall_heavy",
+                                                     bench.workdir))
     per_miss = miss.get("seconds_per_miss")
     targets = [
         *sample_targets(results),
         bound_target("ExCache miss with eviction", per_miss, MISS_TARGET_US, "us", 1e6),
         bound_target("hello start-up under legorun", startup.get(LEGORUN), STARTUP_TARGET_S,
                      "s", 1.0),
+        *tool_targets(cache_sim, trace),
     ]
-    sys.stdout.write(report(results, miss, startup, syscall, targets, bench, options.repeat,
-                            options.excache))
+    sys.stdout.write(report(results, miss, startup, syscall, tool_report(cache_sim, trace),
+                            targets, bench, options.repeat, options.excache))
     progress(f"benchmark finished in {time.perf_counter() - started:.1f} s")
     if options.json is not None:
         document = {
@@ -400,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "miss_with_eviction": miss,
             "startup_s": startup,
             "syscall": syscall,
+            "cache_sim_vs_cachegrind": cache_sim,
+            "trace_overhead": trace,
             "targets": [{"what": t.what, "goal": t.goal, "measured": t.measured, "met": t.met}
                         for t in targets],
             "notes": bench.notes,

@@ -166,7 +166,7 @@ class Target:
         return f"  {self.what:<44} {self.goal:<18} {self.measured:<18} {verdict}"
 
 
-def _ratio_text(value: float | None) -> str:
+def ratio_text(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
@@ -178,14 +178,14 @@ def sample_targets(results: Sequence[SampleResult]) -> list[Target]:
         vs_raw = result.ratio(LEGORUN, RAW)
         if result.sample == "stream":
             targets.append(Target("stream: legorun faster than raw Unicorn", "< 1.00x",
-                                  _ratio_text(vs_raw), None if vs_raw is None else vs_raw < 1.0))
+                                  ratio_text(vs_raw), None if vs_raw is None else vs_raw < 1.0))
         if result.sample == "cpu_loop":
             targets.append(Target("cpu_loop: legorun within 10% of raw Unicorn", "<= 1.10x",
-                                  _ratio_text(vs_raw), None if vs_raw is None else vs_raw <= 1.10))
+                                  ratio_text(vs_raw), None if vs_raw is None else vs_raw <= 1.10))
     for result in results:
         vs_qemu = result.ratio(LEGORUN, QEMU)
         targets.append(Target(f"{result.sample}: legorun within 4x of qemu", "<= 4.00x",
-                              _ratio_text(vs_qemu), None if vs_qemu is None else vs_qemu <= 4.0))
+                              ratio_text(vs_qemu), None if vs_qemu is None else vs_qemu <= 4.0))
     return targets
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from legorun.bench.__main__ import Bench, miss_cost_s, miss_costs, parse_args, report
+from legorun.bench.tools import tool_report, tool_targets
 from legorun.bench.rawunicorn import ENOMEM, RawMachine, RawUnicornError, load_static, page_ranges
 from legorun.loader.elf import ET_EXEC, LoadedImage, Segment
 from legorun.managers.vma import PAGE_SIZE, PROT_EXEC, PROT_READ
@@ -169,7 +170,7 @@ def test_report_shouts_about_mismatches(tmp_path: Path) -> None:
     assert len(bench.mismatches) == 1 and "MISMATCH" in messages[-1]
     result = _result("stream", native=0.1, legorun=0.5)
     result.mismatches.append(RAW)
-    text = report([result], {}, {LEGORUN: 0.2}, {}, sample_targets([result]), bench, 1, "64M")
+    text = report([result], {}, {LEGORUN: 0.2}, {}, [], sample_targets([result]), bench, 1, "64M")
     assert "stream !" in text
     assert "OUTPUT MISMATCHES" in text and "stream: raw-unicorn: stdout differs" in text
     assert "Start-up" in text and "Targets" in text
@@ -277,3 +278,21 @@ def test_raw_unicorn_loads_the_program_headers(tiny_static: Path) -> None:
     assert image.phnum > 0 and image.phent == 56
     assert any(s.vaddr <= image.phdr < s.vaddr + s.memsz for s in image.segments)
     assert any(s.vaddr <= image.entry < s.vaddr + s.memsz for s in image.segments)
+
+
+def test_tool_targets_and_report():
+    cache_sim = {"matmul": {"legorun_s": 6.0, "cachegrind_s": 2.5, "ratio": 2.4},
+                 "stream": {"legorun_s": 9.0, "cachegrind_s": 2.0, "ratio": 4.5}}
+    trace = {"program": "syscall_heavy 10", "times_s": {"plain": 1.0, "--trace": 1.5,
+                                                        "--strace": 2.5},
+             "ratios": {"--trace": 1.5, "--strace": 2.5}}
+    verdicts = {t.what: t.met for t in tool_targets(cache_sim, trace)}
+    assert verdicts == {
+        "matmul: --cache-sim within 3x of cachegrind": True,
+        "stream: --cache-sim within 3x of cachegrind": False,
+        "syscall-heavy: --trace overhead": True,
+        "syscall-heavy: --strace overhead": False,
+    }
+    text = "\n".join(tool_report(cache_sim, trace))
+    assert "ratio 4.50x" in text and "2.50x of plain" in text
+    assert tool_report({}, {}) == [] and tool_targets({}, {}) == []
