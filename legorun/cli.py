@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     machine.add_argument("--cpi", metavar="N", type=float, default=DEFAULT_CPI,
                          help=f"modelled cycles per instruction (default {DEFAULT_CPI:g})")
     guest = parser.add_argument_group("the guest (as in qemu-user)")
+    guest.add_argument("-L", "--sysroot", metavar="DIR", default="/",
+                       help="look up the dynamic linker (PT_INTERP) under DIR (default /)")
     guest.add_argument("-E", dest="set_env", metavar="VAR=VALUE", action="append", default=[],
                        help="set an environment variable for the guest")
     guest.add_argument("-U", dest="unset_env", metavar="VAR", action="append", default=[],
@@ -194,6 +196,7 @@ def run(argv: Sequence[str]) -> int:
         seed=options.seed,
         network=NetworkModel(options.net_latency, options.net_bandwidth),
         root=options.root,
+        sysroot=options.sysroot,
         clock_hz=options.clock,
         cpi=options.cpi,
         count_instructions=bool(options.stats or options.stats_json or options.trace_json),

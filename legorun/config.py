@@ -19,6 +19,7 @@ class MachineConfig:
     seed: int = 0  # seeds every random choice (random eviction), for reproducible runs
     network: NetworkModel = field(default_factory=NetworkModel)
     root: Path | None = None  # confine the guest's file system to this host directory
+    sysroot: str = "/"  # guest path under which a program's interpreter is found (-L)
     clock_hz: float = DEFAULT_CLOCK_HZ  # modelled processor clock
     cpi: float = DEFAULT_CPI  # modelled cycles per instruction
     count_instructions: bool = False  # keep the modelled clock (costs a compiled block hook)

@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from syscalls import descriptors, fs, misc, mm, paths, process, signals, time
+from syscalls import descriptors, fs, futex, misc, mm, paths, process, signals, time
 from syscalls.args import CONVERTERS
 from syscalls.numbers import SYSCALL_NAMES
 
@@ -121,6 +121,7 @@ IMPLEMENTED: dict[int, Callable[..., int] | Any] = {
     186: process.sys_gettid,
     200: process.sys_tkill,
     201: time.sys_time,
+    202: futex.sys_futex,
     203: misc.sys_sched_setaffinity,
     204: misc.sys_sched_getaffinity,
     217: descriptors.sys_getdents64,

@@ -21,7 +21,7 @@ CLOCKS = {
 TIMER_ABSTIME = 1
 
 
-def _clock_ns(clock: int) -> int:
+def clock_ns(clock: int) -> int:
     host = CLOCKS.get(clock)
     if host is None:
         raise SyscallError(Errno.EINVAL)
@@ -32,7 +32,7 @@ def _write_timespec(ctx: SyscallContext, addr: int, ns: int) -> None:
     ctx.mem.write_struct("<qq", addr, ns // 1_000_000_000, ns % 1_000_000_000)
 
 
-def _read_timespec(ctx: SyscallContext, addr: int) -> int:
+def read_timespec(ctx: SyscallContext, addr: int) -> int:
     sec, nsec = ctx.mem.read_struct("<qq", addr)
     if sec < 0 or not 0 <= nsec < 1_000_000_000:
         raise SyscallError(Errno.EINVAL)
@@ -40,12 +40,12 @@ def _read_timespec(ctx: SyscallContext, addr: int) -> int:
 
 
 def sys_clock_gettime(ctx: SyscallContext, clockid: Int, tp: Ptr) -> int:
-    _write_timespec(ctx, tp, _clock_ns(clockid))
+    _write_timespec(ctx, tp, clock_ns(clockid))
     return 0
 
 
 def sys_clock_getres(ctx: SyscallContext, clockid: Int, res: Ptr) -> int:
-    _clock_ns(clockid)
+    clock_ns(clockid)
     if res:
         _write_timespec(ctx, res, 1 if clockid in (0, 1, 2, 3, 4, 7) else 4_000_000)
     return 0
@@ -67,21 +67,21 @@ def sys_time(ctx: SyscallContext, tloc: Ptr) -> int:
     return now
 
 
-def _sleep_until(clock: int, deadline_ns: int) -> None:
-    while (remaining := deadline_ns - _clock_ns(clock)) > 0:
+def sleep_until(clock: int, deadline_ns: int) -> None:
+    while (remaining := deadline_ns - clock_ns(clock)) > 0:
         time.sleep(remaining / 1e9)
 
 
 def sys_nanosleep(ctx: SyscallContext, req: Ptr, rem: Ptr) -> int:
-    duration = _read_timespec(ctx, req)
-    _sleep_until(1, _clock_ns(1) + duration)
+    duration = read_timespec(ctx, req)
+    sleep_until(1, clock_ns(1) + duration)
     return 0
 
 
 def sys_clock_nanosleep(ctx: SyscallContext, clockid: Int, flags: Int, req: Ptr,
                         rem: Ptr) -> int:
-    target = _read_timespec(ctx, req)
-    _sleep_until(clockid, target if flags & TIMER_ABSTIME else _clock_ns(clockid) + target)
+    target = read_timespec(ctx, req)
+    sleep_until(clockid, target if flags & TIMER_ABSTIME else clock_ns(clockid) + target)
     return 0
 
 

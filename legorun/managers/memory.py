@@ -8,10 +8,11 @@ handler never raises for a guest error: the reply's `status` carries the errno.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 from legorun.errors import LegorunError
-from legorun.loader.elf import parse_elf
+from legorun.loader.elf import ET_DYN, LoadedImage, parse_elf
 from legorun.loader.stack import AuxvInputs, build_stack
 from legorun.managers.address_space import AddressSpace
 from legorun.managers.vma import (
@@ -19,6 +20,7 @@ from legorun.managers.vma import (
     MAP_GROWSDOWN,
     MAP_PRIVATE,
     PROT_EXEC,
+    PROT_NONE,
     PROT_READ,
     PROT_WRITE,
     Vma,
@@ -45,11 +47,38 @@ from legorun.rpc.messages import (
     StatusReply,
     WritebackRequest,
 )
-from syscalls.errno import Errno, SyscallError
+from syscalls.errno import Errno, SyscallError, strerror
 
 STACK_TOP = 0x7FFFFFFFF000
 STACK_SIZE = 8 << 20  # RLIMIT_STACK's usual 8 MiB, reserved up front (pages are sparse)
 FILE_CHUNK = 1 << 20
+
+
+class _ExecFailure(Exception):
+    def __init__(self, errno: Errno, detail: str) -> None:
+        super().__init__(detail)
+        self.errno = errno
+        self.detail = detail
+
+
+def _map_image(space: AddressSpace, image: LoadedImage, data: bytes, path: str) -> None:
+    """Map an ELF image's PT_LOAD segments: file pages, then anonymous zeros for the bss."""
+    for segment in image.segments:
+        start = page_down(segment.vaddr)
+        file_end = page_up(segment.vaddr + segment.filesz)
+        mem_end = page_up(segment.vaddr + segment.memsz)
+        if file_end > start:
+            # Like Linux, map whole file pages: bytes of the file before the segment share
+            # its first page; bytes after p_filesz in its last page read as zero.
+            file_start = page_down(segment.offset)
+            space.map_fixed(
+                Vma(start, file_end, segment.prot, MAP_PRIVATE, path, file_start),
+                data[file_start : segment.offset + segment.filesz],
+            )
+        if mem_end > file_end:  # .bss beyond the file's last page: anonymous zeros
+            space.map_fixed(
+                Vma(max(start, file_end), mem_end, segment.prot, MAP_PRIVATE | MAP_ANONYMOUS)
+            )
 
 
 class MemoryManager:
@@ -101,33 +130,19 @@ class MemoryManager:
             image = parse_elf(data, req.path)
         except LegorunError as error:
             return ExecReply(status=Errno.ENOEXEC, detail=str(error))
-        if image.interp is not None:
-            return ExecReply(
-                status=Errno.ENOEXEC,
-                detail=f"{req.path}: dynamically linked (interpreter {image.interp}) "
-                "programs are not supported yet",
-            )
         space = AddressSpace(self._read_file)
-        for segment in image.segments:
-            start = page_down(segment.vaddr)
-            file_end = page_up(segment.vaddr + segment.filesz)
-            mem_end = page_up(segment.vaddr + segment.memsz)
-            if file_end > start:
-                # Like Linux, map whole file pages: bytes of the file before the segment
-                # share its first page; bytes after p_filesz in its last page read as zero.
-                file_start = page_down(segment.offset)
-                space.map_fixed(
-                    Vma(start, file_end, segment.prot, MAP_PRIVATE, req.path, file_start),
-                    data[file_start : segment.offset + segment.filesz],
-                )
-            if mem_end > file_end:  # .bss beyond the file's last page: anonymous zeros
-                space.map_fixed(
-                    Vma(max(start, file_end), mem_end, segment.prot, MAP_PRIVATE | MAP_ANONYMOUS)
-                )
+        _map_image(space, image, data, req.path)
+        base, entry = 0, image.entry
+        if image.interp is not None:
+            try:
+                interp = self._load_interpreter(space, image.interp, req.sysroot, req.path)
+            except _ExecFailure as failure:
+                return ExecReply(status=failure.errno, detail=failure.detail)
+            base, entry = interp.load_bias, interp.entry
         stack_prot = PROT_READ | PROT_WRITE | (PROT_EXEC if image.stack_executable else 0)
         aux = AuxvInputs(
             uid=req.uid, euid=req.euid, gid=req.gid, egid=req.egid, hwcap=req.hwcap,
-            platform=req.platform, random=req.random, clktck=req.clktck,
+            platform=req.platform, random=req.random, clktck=req.clktck, base=base,
         )
         stack = build_stack(image, req.argv, req.envp, req.execfn, aux, STACK_TOP)
         space.map_fixed(
@@ -139,13 +154,37 @@ class MemoryManager:
         space.set_brk_base(image.end)
         self._spaces[req.pid] = space
         return ExecReply(
-            entry=image.entry,
+            entry=entry,
             load_bias=image.load_bias,
             sp=stack.sp,
             brk=image.end,
             layout=space.layout(),
             populated=tuple(space.populated()),
         )
+
+    def _load_interpreter(self, space: AddressSpace, interp: str, sysroot: str,
+                          program: str) -> LoadedImage:
+        """Map the program's interpreter (ld.so) where mmap would put it, as Linux does."""
+        path = os.path.join(sysroot, interp.lstrip("/"))
+        try:
+            data = self._read_whole_file(path)
+        except SyscallError as error:
+            raise _ExecFailure(error.errno if error.errno != Errno.ENOENT else Errno.ENOENT,
+                               f"{program}: interpreter {path}: {strerror(error.errno)}") from None
+        try:
+            unplaced = parse_elf(data, path, bias=0)
+            if unplaced.interp is not None:
+                raise LegorunError(f"{path}: an interpreter must not have an interpreter")
+            low = page_down(min(segment.vaddr for segment in unplaced.segments))
+            span = unplaced.end - low
+            where = space.mmap(0, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+            space.munmap(where, span)
+            image = parse_elf(data, path, bias=where - low) if unplaced.e_type == ET_DYN \
+                else unplaced
+        except (LegorunError, SyscallError) as error:
+            raise _ExecFailure(Errno.ENOEXEC, f"{program}: interpreter: {error}") from None
+        _map_image(space, image, data, path)
+        return image
 
     def handle_p2m_exit(self, req: ExitRequest) -> StatusReply:
         self._spaces.pop(req.pid, None)

@@ -94,12 +94,13 @@ class Processor:
         reply: ExecReply = self._transport.call(ExecRequest(
             pid=self.pid, path=path, argv=tuple(argv), envp=tuple(envp), execfn=execfn,
             uid=os.getuid(), euid=os.geteuid(), gid=os.getgid(), egid=os.getegid(),
-            hwcap=HWCAP_X86, random=os.urandom(16),
+            hwcap=HWCAP_X86, random=os.urandom(16), sysroot=self._config.sysroot,
         ))
         if reply.status == Errno.ENOEXEC:
             raise LoaderError(reply.detail)
         if reply.status == Errno.ENOENT:
-            raise ProgramNotFound(f"{path}: {strerror(reply.status)}")
+            raise ProgramNotFound(reply.detail if reply.detail != path
+                                  else f"{path}: {strerror(reply.status)}")
         if reply.status:
             raise LoaderError(f"{path}: {strerror(reply.status)}")
         self.vm.exec_done(reply)

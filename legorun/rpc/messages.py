@@ -89,6 +89,7 @@ class ExecRequest(Request):
     platform: bytes = b"x86_64"
     random: bytes = bytes(16)
     clktck: int = 100
+    sysroot: str = "/"  # where the program's interpreter (PT_INTERP) is looked up (-L)
 
 
 @dataclass(frozen=True, slots=True)

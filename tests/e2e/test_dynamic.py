@@ -1,0 +1,74 @@
+"""Dynamically linked programs: the memory manager maps the program and its interpreter
+(PT_INTERP, looked up under -L/--sysroot), and ld.so maps the libraries itself through
+file-backed mmap. Host binaries from the distribution must behave as natively."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+INTERP = Path("/lib64/ld-linux-x86-64.so.2")
+
+pytestmark = pytest.mark.skipif(not INTERP.exists(), reason="no x86-64 glibc dynamic loader")
+
+
+def _host(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+@pytest.mark.parametrize("argv, stdin", [
+    (["echo", "hello", "dynamic world"], b""),
+    (["true"], b""),
+    (["false"], b""),
+    (["sha256sum"], b"abc\n" * 1000),
+    (["sort", "-r"], b"pear\napple\nfig\n"),
+    (["cat", "-n"], b"one\ntwo\n"),
+    (["tr", "a-z", "A-Z"], b"shout\n"),
+], ids=lambda value: value[0] if isinstance(value, list) else None)
+def test_host_program_matches_native(e2e, argv, stdin):
+    program = _host(argv[0])
+    native = e2e.run_native(program, argv[1:], cwd=e2e.fresh_dir(), stdin=stdin)
+    lego = e2e.run_legorun(program, argv[1:], cwd=e2e.fresh_dir(), stdin=stdin)
+    e2e.assert_same(native, lego, " ".join(argv))
+
+
+def test_compiled_dynamic_program_with_small_excache(e2e, tmp_path):
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc")
+    source = tmp_path / "dyn.c"
+    source.write_text(
+        '#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n'
+        'int main(int argc, char **argv) {\n'
+        '    char *copy = strdup(argv[0]); size_t n = 0;\n'
+        '    for (int i = 0; i < 20000; i++) { char *p = malloc(64 + i % 512); n += strlen(copy);'
+        ' free(p); }\n'
+        '    printf("%zu %s\\n", n, getenv("LEGORUN_SAMPLE_A"));\n'
+        '    return argc;\n}\n')
+    binary = tmp_path / "dyn"
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(source)], check=True)
+    native = e2e.run_native(binary, ["x", "y"], cwd=tmp_path)
+    lego = e2e.run_legorun(binary, ["x", "y"], cwd=tmp_path, options=["--excache", "256K", "--assoc", "4"])
+    e2e.assert_same(native, lego, "dynamic program with a 256K ExCache")
+
+
+def test_missing_interpreter_under_sysroot(e2e, tmp_path):
+    lego = e2e.run_legorun(_host("true"), cwd=tmp_path, options=["-L", str(tmp_path)])
+    assert lego.status == 127
+    lines = lego.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("legorun: ") and "interpreter" in lines[0]
+    assert "No such file or directory" in lines[0]
+
+
+def test_sysroot_supplies_the_interpreter(e2e, tmp_path):
+    target = tmp_path / INTERP.relative_to("/")
+    target.parent.mkdir(parents=True)
+    shutil.copy(INTERP, target)
+    native = e2e.run_native(_host("echo"), ["via", "sysroot"], cwd=tmp_path)
+    lego = e2e.run_legorun(_host("echo"), ["via", "sysroot"], cwd=tmp_path, options=["-L", str(tmp_path)])
+    e2e.assert_same(native, lego, "echo with -L")
