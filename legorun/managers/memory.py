@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from legorun.errors import LegorunError
 from legorun.loader.elf import ET_DYN, LoadedImage, parse_elf
+from legorun.loader.script import MAX_NESTING, parse_shebang
 from legorun.loader.stack import AuxvInputs, build_stack
 from legorun.managers.address_space import AddressSpace
 from legorun.managers.vma import (
@@ -122,20 +123,38 @@ class MemoryManager:
     # ------------------------------------------------------------ exec
 
     def handle_p2m_execve(self, req: ExecRequest) -> ExecReply:
+        path, argv, shown = req.path, req.argv, req.execfn
+        for _ in range(MAX_NESTING + 1):
+            try:
+                data = self._read_whole_file(path)
+            except SyscallError as error:
+                detail = path if path == req.path else \
+                    f"{req.path}: interpreter {path}: {strerror(error.errno)}"
+                return ExecReply(status=error.errno, detail=detail)
+            try:
+                shebang = parse_shebang(data, path)
+            except LegorunError as error:
+                return ExecReply(status=Errno.ENOEXEC, detail=str(error))
+            if shebang is None:
+                break
+            argv = shebang.argv(shown, argv)
+            shown = shebang.interpreter
+            interpreter = os.fsdecode(shebang.interpreter)
+            path = os.path.join(req.sysroot, interpreter.lstrip("/")) \
+                if interpreter.startswith("/") else os.path.normpath(os.path.join(req.cwd, interpreter))
+        else:
+            return ExecReply(status=Errno.ELOOP, detail=f"{req.path}: too many nested #! "
+                             "interpreters")
         try:
-            data = self._read_whole_file(req.path)
-        except SyscallError as error:
-            return ExecReply(status=error.errno, detail=req.path)
-        try:
-            image = parse_elf(data, req.path)
+            image = parse_elf(data, path)
         except LegorunError as error:
             return ExecReply(status=Errno.ENOEXEC, detail=str(error))
         space = AddressSpace(self._read_file)
-        _map_image(space, image, data, req.path)
+        _map_image(space, image, data, path)
         base, entry = 0, image.entry
         if image.interp is not None:
             try:
-                interp = self._load_interpreter(space, image.interp, req.sysroot, req.path)
+                interp = self._load_interpreter(space, image.interp, req.sysroot, path)
             except _ExecFailure as failure:
                 return ExecReply(status=failure.errno, detail=failure.detail)
             base, entry = interp.load_bias, interp.entry
@@ -144,7 +163,7 @@ class MemoryManager:
             uid=req.uid, euid=req.euid, gid=req.gid, egid=req.egid, hwcap=req.hwcap,
             platform=req.platform, random=req.random, clktck=req.clktck, base=base,
         )
-        stack = build_stack(image, req.argv, req.envp, req.execfn, aux, STACK_TOP)
+        stack = build_stack(image, list(argv), req.envp, req.execfn, aux, STACK_TOP)
         space.map_fixed(
             Vma(STACK_TOP - STACK_SIZE, STACK_TOP, stack_prot,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, name="[stack]"),

@@ -94,7 +94,7 @@ class Processor:
         reply: ExecReply = self._transport.call(ExecRequest(
             pid=self.pid, path=path, argv=tuple(argv), envp=tuple(envp), execfn=execfn,
             uid=os.getuid(), euid=os.geteuid(), gid=os.getgid(), egid=os.getegid(),
-            hwcap=HWCAP_X86, random=os.urandom(16), sysroot=self._config.sysroot,
+            hwcap=HWCAP_X86, random=os.urandom(16), sysroot=self._config.sysroot, cwd=cwd,
         ))
         if reply.status == Errno.ENOEXEC:
             raise LoaderError(reply.detail)

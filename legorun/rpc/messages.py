@@ -90,6 +90,7 @@ class ExecRequest(Request):
     random: bytes = bytes(16)
     clktck: int = 100
     sysroot: str = "/"  # where the program's interpreter (PT_INTERP) is looked up (-L)
+    cwd: str = "/"  # for a #! interpreter given as a relative path
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,3 +72,42 @@ def test_sysroot_supplies_the_interpreter(e2e, tmp_path):
     native = e2e.run_native(_host("echo"), ["via", "sysroot"], cwd=tmp_path)
     lego = e2e.run_legorun(_host("echo"), ["via", "sysroot"], cwd=tmp_path, options=["-L", str(tmp_path)])
     e2e.assert_same(native, lego, "echo with -L")
+
+
+@pytest.mark.parametrize("first_line", [
+    "#!/bin/echo one-argument",
+    "#! /bin/echo   spaced  words  ",
+    "#!/bin/echo",
+    "#!\t/bin/echo\ttabbed",
+])
+def test_script_runs_under_its_interpreter(e2e, tmp_path, first_line):
+    _host("echo")
+    script = tmp_path / "script"
+    script.write_text(first_line + "\nignored body\n")
+    script.chmod(0o755)
+    native = e2e.run_native("./script", ["a", "b c"], cwd=tmp_path)
+    lego = e2e.run_legorun("./script", ["a", "b c"], cwd=tmp_path)
+    e2e.assert_same(native, lego, first_line)
+
+
+def test_script_whose_interpreter_is_a_script(e2e, tmp_path):
+    _host("echo")
+    inner = tmp_path / "inner"
+    inner.write_text("#!/bin/echo inner\n")
+    outer = tmp_path / "outer"
+    outer.write_text(f"#!{inner} outer\n")
+    for path in (inner, outer):
+        path.chmod(0o755)
+    native = e2e.run_native("./outer", ["x"], cwd=tmp_path)
+    lego = e2e.run_legorun("./outer", ["x"], cwd=tmp_path)
+    e2e.assert_same(native, lego, "nested #!")
+
+
+def test_script_with_missing_interpreter(e2e, tmp_path):
+    script = tmp_path / "script"
+    script.write_text("#!/nonexistent/interpreter\n")
+    script.chmod(0o755)
+    lego = e2e.run_legorun("./script", cwd=tmp_path)
+    assert lego.status == 127
+    (line,) = lego.stderr.decode().splitlines()
+    assert line.startswith("legorun: ") and "/nonexistent/interpreter" in line
