@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import ContextManager, NoReturn, Sequence, TextIO
 
 from legorun.config import DEFAULT_CLOCK_HZ, DEFAULT_CPI, CacheGeometry, MachineConfig, TraceConfig
 from legorun.errors import LegorunError, UsageError
@@ -170,6 +171,17 @@ def trace_config(options: argparse.Namespace) -> TraceConfig:
     )
 
 
+def _open_output(path: Path | None, option: str) -> ContextManager[TextIO | None]:
+    """Open an output file before the run, so that a long run never ends with nowhere to
+    write; nothing when the option was not given."""
+    if path is None:
+        return nullcontext()
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"{option} {path}: {error.strerror}") from None
+
+
 def run(argv: Sequence[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         from importlib import import_module
@@ -204,16 +216,17 @@ def run(argv: Sequence[str]) -> int:
     if options.cpi <= 0:
         raise UsageError("--cpi must be positive")
     machine = Machine(config, trace_config(options))
-    result = machine.run(options.program, options.args, guest_environment(options),
-                         options.argv0)
+    with _open_output(options.stats_json, "--stats-json") as stats_file:
+        result = machine.run(options.program, options.args, guest_environment(options),
+                             options.argv0)
+        if stats_file is not None:
+            stats_file.write(result.stats.to_json() + "\n")
     if result.exit.signal:
         message = signal_message(result.exit.signal)
         if message:
             sys.stderr.write(message + "\n")
     if options.stats:
         sys.stderr.write(result.stats.summary())
-    if options.stats_json is not None:
-        options.stats_json.write_text(result.stats.to_json() + "\n")
     return result.exit.shell_status
 
 

@@ -121,7 +121,8 @@ class ExCache:
         self._resident: dict[int, int] = {}  # virtual page number -> slot
         self._free: list[list[int]] = [list(range(assoc - 1, -1, -1)) for _ in range(sets)]
 
-        self._region = mmap.mmap(-1, size)
+        # Private: a forked process gets its own copy of the cache, not a shared one.
+        self._region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self.memory = memoryview(self._region)
         region_addr = ctypes.addressof(ctypes.c_char.from_buffer(self._region))
         uc.mem_map_ptr(SLOT_BASE, size, UC_PROT_ALL, region_addr)

@@ -158,8 +158,11 @@ def test_option_without_program(e2e, tmp_path):
 
 @pytest.mark.parametrize(
     "options",
-    [["--excache", "lots"], ["--policy", "clairvoyant"], ["--assoc", "zero"]],
-    ids=["bad-size", "bad-policy", "bad-assoc"],
+    [["--excache", "lots"], ["--policy", "clairvoyant"], ["--assoc", "zero"],
+     ["--stats-json", "/nonexistent/dir/stats.json"], ["--clock", "fast"], ["--cpi", "0"],
+     ["--I1", "32K,3,64"], ["--D1", "32K"], ["-d", "everything"]],
+    ids=["bad-size", "bad-policy", "bad-assoc", "unwritable-stats", "bad-clock", "zero-cpi",
+         "bad-geometry", "short-geometry", "bad-debug-item"],
 )
 def test_bad_option_values(e2e, tmp_path, real_static_binary, options):
     _assert_one_error_line(_run(e2e, tmp_path, *options, str(real_static_binary)), 2)
