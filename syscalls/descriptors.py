@@ -28,9 +28,8 @@ from legorun.rpc.messages import ChmodRequest, TruncateRequest
 from syscalls.args import Fd, Int, Long, Ptr, Size, UInt, ULong
 from syscalls.context import SyscallContext
 from syscalls.errno import Errno, SyscallError
-from syscalls.fs import MAX_RW, readable_file, writable_file
+from syscalls.fs import MAX_RW, readable_file, writable_file, write_to
 from syscalls.paths import call_storage, fd_file, fd_path
-from syscalls.process import signal_self
 
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
@@ -45,8 +44,6 @@ O_PATH_COMMANDS = {F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL}
 
 CLOSE_RANGE_UNSHARE = 2  # the fd table is never shared here, so nothing to unshare
 CLOSE_RANGE_CLOEXEC = 4
-
-SIGPIPE = 13
 
 # struct linux_dirent64: d_ino, d_off, d_reclen, d_type, then the NUL-terminated name.
 DIRENT64_HEADER = struct.Struct("<QqHB")
@@ -139,9 +136,9 @@ def sys_fcntl(ctx: SyscallContext, fd: Fd, cmd: Int, arg: ULong) -> int:
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
         return _lock(ctx, file, cmd, arg)
     if cmd == F_GETPIPE_SZ:
-        return _pipe_end(file).pipe.capacity
+        return _pipe_end(file).pipe_size()
     if cmd == F_SETPIPE_SZ:
-        return _pipe_end(file).pipe.resize(arg & 0xFFFFFFFF)
+        return _pipe_end(file).resize(arg & 0xFFFFFFFF)
     raise SyscallError(Errno.EINVAL)
 
 
@@ -224,15 +221,15 @@ def sys_pipe2(ctx: SyscallContext, pipefd: Ptr, flags: Int) -> int:
         # Also O_DIRECT (packet mode): refused as kernels before 3.4 did, rather than
         # silently giving a byte stream to a program that counts on packets.
         raise SyscallError(Errno.EINVAL)
-
-    def broken() -> None:
-        signal_self(ctx, SIGPIPE)  # kills the guest unless SIGPIPE is ignored or blocked
-
-    reader, writer = make_pipe(flags, ctx.warn, broken, ctx.proc.euid, ctx.proc.egid)
+    reader, writer = make_pipe(flags)
     cloexec = bool(flags & O_CLOEXEC)
-    read_fd = ctx.fds.allocate(reader, cloexec)
     try:
-        write_fd = ctx.fds.allocate(writer, cloexec)
+        read_fd = ctx.fds.allocate_new(reader, cloexec)
+    except SyscallError:
+        writer.close()
+        raise
+    try:
+        write_fd = ctx.fds.allocate_new(writer, cloexec)
     except SyscallError:
         ctx.fds.close(read_fd)
         raise
@@ -272,7 +269,7 @@ def sys_sendfile(ctx: SyscallContext, out_fd: Fd, in_fd: Fd, offset: Ptr, count:
                                                                           position + done)
             if not data:
                 break
-            written = sink.write(data)
+            written = write_to(ctx, sink, data)
             done += written
             if written < len(data):
                 if position is None:

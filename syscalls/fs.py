@@ -4,14 +4,18 @@ close, lseek, fstat, ioctl. Path-based calls live in syscalls/paths.py."""
 from __future__ import annotations
 
 import fcntl
+import stat as stat_module
 import struct
 import termios
 
+from legorun.processor.files import O_NONBLOCK, OpenFile, StorageFile
 from legorun.rpc.messages import FileStat
 from syscalls.args import Fd, Int, Long, Ptr, Size, UInt, ULong
 from syscalls.context import SyscallContext
 from syscalls.errno import Errno, SyscallError
+from syscalls.process import signal_self
 
+SIGPIPE = 13
 IOV_MAX = 1024
 MAX_RW = 0x7FFFF000  # Linux caps one read/write at MAX_RW_COUNT
 STAT_FORMAT = "<QQQIIIiQqqqQQQQQQ24x"  # struct stat on x86-64 (144 bytes)
@@ -41,6 +45,17 @@ def writable_file(ctx: SyscallContext, fd: int):  # type: ignore[no-untyped-def]
     return file
 
 
+def write_to(ctx: SyscallContext, file: OpenFile, data: bytes) -> int:
+    """file.write(data); a write to a pipe or socket whose reader is gone raises SIGPIPE
+    (which kills the guest unless ignored or blocked) before failing with EPIPE."""
+    try:
+        return file.write(data)
+    except SyscallError as error:
+        if error.errno == Errno.EPIPE:
+            signal_self(ctx, SIGPIPE)
+        raise
+
+
 def sys_read(ctx: SyscallContext, fd: Fd, buf: Ptr, count: Size) -> int:
     file = readable_file(ctx, fd)
     data = file.read(min(count, MAX_RW))
@@ -50,7 +65,7 @@ def sys_read(ctx: SyscallContext, fd: Fd, buf: Ptr, count: Size) -> int:
 
 def sys_write(ctx: SyscallContext, fd: Fd, buf: Ptr, count: Size) -> int:
     file = writable_file(ctx, fd)
-    return file.write(ctx.mem.read(buf, min(count, MAX_RW)))
+    return write_to(ctx, file, ctx.mem.read(buf, min(count, MAX_RW)))
 
 
 def sys_pread64(ctx: SyscallContext, fd: Fd, buf: Ptr, count: Size, offset: Long) -> int:
@@ -67,7 +82,7 @@ def sys_pwrite64(ctx: SyscallContext, fd: Fd, buf: Ptr, count: Size, offset: Lon
     return writable_file(ctx, fd).pwrite(ctx.mem.read(buf, min(count, MAX_RW)), offset)
 
 
-def _iovecs(ctx: SyscallContext, iov: int, iovcnt: int) -> list[tuple[int, int]]:
+def iovecs(ctx: SyscallContext, iov: int, iovcnt: int) -> list[tuple[int, int]]:
     if not 0 <= iovcnt <= IOV_MAX:
         raise SyscallError(Errno.EINVAL)
     raw = ctx.mem.read(iov, 16 * iovcnt)
@@ -77,11 +92,11 @@ def _iovecs(ctx: SyscallContext, iov: int, iovcnt: int) -> list[tuple[int, int]]
     return vectors
 
 
-def _gather(ctx: SyscallContext, iov: int, iovcnt: int) -> bytes:
-    return b"".join(ctx.mem.read(base, length) for base, length in _iovecs(ctx, iov, iovcnt))
+def gather(ctx: SyscallContext, iov: int, iovcnt: int) -> bytes:
+    return b"".join(ctx.mem.read(base, length) for base, length in iovecs(ctx, iov, iovcnt))
 
 
-def _scatter(ctx: SyscallContext, vectors: list[tuple[int, int]], data: bytes) -> None:
+def scatter(ctx: SyscallContext, vectors: list[tuple[int, int]], data: bytes) -> None:
     done = 0
     for base, length in vectors:
         if done >= len(data):
@@ -92,30 +107,30 @@ def _scatter(ctx: SyscallContext, vectors: list[tuple[int, int]], data: bytes) -
 
 def sys_readv(ctx: SyscallContext, fd: Fd, iov: Ptr, iovcnt: Int) -> int:
     file = readable_file(ctx, fd)
-    vectors = _iovecs(ctx, iov, iovcnt)
+    vectors = iovecs(ctx, iov, iovcnt)
     data = file.read(min(sum(length for _b, length in vectors), MAX_RW))
-    _scatter(ctx, vectors, data)
+    scatter(ctx, vectors, data)
     return len(data)
 
 
 def sys_writev(ctx: SyscallContext, fd: Fd, iov: Ptr, iovcnt: Int) -> int:
     file = writable_file(ctx, fd)
-    data = _gather(ctx, iov, iovcnt)
-    return file.write(data) if data else 0
+    data = gather(ctx, iov, iovcnt)
+    return write_to(ctx, file, data) if data else 0
 
 
 def sys_preadv(ctx: SyscallContext, fd: Fd, iov: Ptr, iovcnt: Int, pos_l: ULong,
                pos_h: ULong) -> int:
     file = readable_file(ctx, fd)
-    vectors = _iovecs(ctx, iov, iovcnt)
+    vectors = iovecs(ctx, iov, iovcnt)
     data = file.pread(min(sum(length for _b, length in vectors), MAX_RW), pos_l)
-    _scatter(ctx, vectors, data)
+    scatter(ctx, vectors, data)
     return len(data)
 
 
 def sys_pwritev(ctx: SyscallContext, fd: Fd, iov: Ptr, iovcnt: Int, pos_l: ULong,
                 pos_h: ULong) -> int:
-    return writable_file(ctx, fd).pwrite(_gather(ctx, iov, iovcnt), pos_l)
+    return writable_file(ctx, fd).pwrite(gather(ctx, iov, iovcnt), pos_l)
 
 
 def sys_close(ctx: SyscallContext, fd: Fd) -> int:
@@ -137,7 +152,7 @@ TTY_IOCTLS_OUT = {
     termios.TIOCGWINSZ: 8,  # struct winsize
     termios.TIOCGPGRP: 4,
 }
-FIONBIO, FIOCLEX, FIONCLEX = 0x5421, 0x5451, 0x5450
+FIONBIO, FIOCLEX, FIONCLEX, FIONREAD = 0x5421, 0x5451, 0x5450, 0x541B
 
 
 def sys_ioctl(ctx: SyscallContext, fd: Fd, request: UInt, arg: ULong) -> int:
@@ -158,5 +173,25 @@ def sys_ioctl(ctx: SyscallContext, fd: Fd, request: UInt, arg: ULong) -> int:
         ctx.mem.write(arg, result[:size])
         return 0
     if request == FIONBIO:
+        # Sets or clears the guest's O_NONBLOCK, as fcntl(F_SETFL) would.
+        on = ctx.mem.read_u32(arg)
+        entry.file.flags = entry.file.flags | O_NONBLOCK if on else entry.file.flags & ~O_NONBLOCK
+        return 0
+    if request == FIONREAD:
+        ctx.mem.write_u32(arg, _bytes_to_read(entry.file, host))
         return 0
     raise SyscallError(Errno.ENOTTY)
+
+
+def _bytes_to_read(file: OpenFile, host: int | None) -> int:
+    """FIONREAD: what the host queue behind a pipe, socket or terminal holds; for a
+    regular file, what lies between the offset and the end."""
+    if host is not None:
+        try:
+            return struct.unpack("<i", fcntl.ioctl(host, FIONREAD, bytes(4)))[0]
+        except OSError as error:
+            raise SyscallError(Errno(error.errno or Errno.EIO)) from None
+    st = file.stat()
+    if not isinstance(file, StorageFile) or not stat_module.S_ISREG(st.mode):
+        raise SyscallError(Errno.ENOTTY)
+    return max(0, st.size - file.offset)

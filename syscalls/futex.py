@@ -8,7 +8,7 @@ deadlock it is rather than hanging legorun.
 
 from __future__ import annotations
 
-from legorun.errors import LegorunError
+from legorun.processor.wait import Deadlock
 from syscalls.args import Int, Ptr, UInt
 from syscalls.context import SyscallContext
 from syscalls.errno import Errno, SyscallError
@@ -21,10 +21,6 @@ FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
 FUTEX_CMD_MASK = ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
 CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
 FUTEX_TID_MASK = 0x3FFFFFFF
-
-
-class Deadlock(LegorunError):
-    """The guest's only thread waits for something only another thread could do."""
 
 
 def sys_futex(ctx: SyscallContext, uaddr: Ptr, op: Int, val: UInt, timeout: Ptr, uaddr2: Ptr,

@@ -7,8 +7,8 @@ utimensat(2), statfs(2) and path_resolution(7).
 As in LegoOS, the processor owns the process's view of the name space (its cwd and the
 directory fds that *at calls start from) and the storage manager owns the files: a handler
 turns (dirfd, pathname) into an absolute guest path here and sends one self-contained P2S
-request for it. The few /proc/self links that describe the processor's own state are
-answered by the processor, since the storage manager would describe itself instead.
+request for it. The /proc files and links that describe the process itself are served by
+the processor (processor/procfs.py), since the storage manager would describe itself.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import struct
 import time
 from typing import Any
 
+from legorun.processor import procfs
+from legorun.processor.devices import open_device
 from legorun.processor.files import (
     O_CLOEXEC,
     O_CREAT,
@@ -168,6 +170,12 @@ def fd_file(ctx: SyscallContext, fd: int) -> OpenFile:
 
 
 def stat_path(ctx: SyscallContext, path: str, follow: bool = True) -> FileStat:
+    if follow:
+        path = procfs.follow_links(ctx, path)
+    else:
+        link = procfs.link_stat(ctx, path)
+        if link is not None:
+            return link
     reply: StatReply = call_storage(ctx, StatRequest(path, follow))
     if reply.stat is None:
         raise SyscallError(Errno.EIO)
@@ -208,19 +216,6 @@ def _canonical(ctx: SyscallContext, path: str) -> str:
     return "/" + "/".join(done)
 
 
-def _processor_link(ctx: SyscallContext, path: str) -> bytes | None:
-    """The target of a /proc/self link that describes the processor's own state, or None."""
-    proc, _, rest = os.path.normpath(path).lstrip("/").partition("/")
-    self_dir, _, name = rest.partition("/")
-    if proc != "proc" or self_dir not in ("self", "thread-self", str(ctx.proc.pid)):
-        return None
-    if name == "exe":
-        return os.fsencode(ctx.proc.exe)
-    if name == "cwd":
-        return os.fsencode(ctx.proc.cwd)
-    return None
-
-
 # ---------------------------------------------------------------- open
 
 
@@ -237,12 +232,18 @@ def open_path(ctx: SyscallContext, dirfd: int, pathname: int, flags: int, mode: 
     else:
         # 64-bit kernels force O_LARGEFILE into every open file description.
         kept = flags & ~OPEN_ONLY_FLAGS | O_LARGEFILE
+    served = procfs.open_file(ctx, path, flags, kept)
+    if served is not None:
+        return ctx.fds.allocate(served, cloexec=bool(flags & O_CLOEXEC))
+    if not flags & O_NOFOLLOW:
+        path = procfs.follow_links(ctx, path)
     mode = mode & ~ctx.proc.umask & 0o7777 if flags & O_CREAT else 0
     reply: OpenReply = call_storage(ctx, OpenRequest(path, flags & ~O_CLOEXEC, mode))
     if reply.stat is not None and stat_module.S_ISDIR(reply.stat.mode):
         file: StorageFile = Directory(ctx.storage, path, kept)
     else:
-        file = StorageFile(ctx.storage, path, kept)
+        device = open_device(ctx.storage, path, kept, reply.stat)
+        file = device if device is not None else StorageFile(ctx.storage, path, kept)
     return ctx.fds.allocate(file, cloexec=bool(flags & O_CLOEXEC))
 
 
@@ -361,7 +362,7 @@ def readlink_at(ctx: SyscallContext, dirfd: int, pathname: int, buf: int, bufsiz
     # "" names dirfd itself (an O_PATH|O_NOFOLLOW descriptor of a link), since Linux 2.6.39.
     name = read_path(ctx, pathname, empty_ok=True)
     path = resolve(ctx, dirfd, name) if name else fd_path(ctx, dirfd)
-    target = _processor_link(ctx, path)
+    target = procfs.link_target(ctx, path)
     if target is None:
         try:
             target = _readlink_path(ctx, path)

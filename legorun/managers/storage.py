@@ -26,11 +26,14 @@ from legorun.managers.confine import PathResolver, final_component, host_errno
 from legorun.rpc.messages import (
     AccessRequest,
     ChmodRequest,
+    ChownRequest,
     DataReply,
     DirEntry,
     FileReadRequest,
     FileStat,
+    GetxattrRequest,
     LinkRequest,
+    ListxattrRequest,
     MkdirRequest,
     Opcode,
     OpenReply,
@@ -40,8 +43,10 @@ from legorun.rpc.messages import (
     ReaddirRequest,
     ReadlinkRequest,
     ReadRequest,
+    RemovexattrRequest,
     RenameRequest,
     RmdirRequest,
+    SetxattrRequest,
     StatfsReply,
     StatfsRequest,
     StatReply,
@@ -586,6 +591,53 @@ class StorageManager:
             atime = st.st_atime_ns if req.atime_ns is None else req.atime_ns
             mtime = st.st_mtime_ns if req.mtime_ns is None else req.mtime_ns
             os.utime(host, ns=(atime, mtime), follow_symlinks=follow)
+            return StatusReply()
+
+        return self._attempt(run, StatusReply)
+
+    def handle_p2s_chown(self, req: ChownRequest) -> StatusReply:
+        def run() -> StatusReply:
+            host = self._resolve(req.path, follow_final=req.follow)
+            os.chown(host, req.uid, req.gid, follow_symlinks=self._follow_host(req.follow))
+            return StatusReply()
+
+        return self._attempt(run, StatusReply)
+
+    def _follow_host(self, follow: bool) -> bool:
+        # Confined: a followed final link was already replaced by its target.
+        return follow and not self._paths.confined
+
+    # ------------------------------------------------------------------ extended attributes
+
+    def handle_p2s_getxattr(self, req: GetxattrRequest) -> DataReply:
+        def run() -> DataReply:
+            host = self._resolve(req.path, follow_final=req.follow)
+            return DataReply(data=os.getxattr(host, req.name,
+                                              follow_symlinks=self._follow_host(req.follow)))
+
+        return self._attempt(run, DataReply)
+
+    def handle_p2s_listxattr(self, req: ListxattrRequest) -> DataReply:
+        def run() -> DataReply:
+            host = self._resolve(req.path, follow_final=req.follow)
+            names = os.listxattr(os.fsencode(host), follow_symlinks=self._follow_host(req.follow))
+            return DataReply(data=b"".join(os.fsencode(name) + b"\0" for name in names))
+
+        return self._attempt(run, DataReply)
+
+    def handle_p2s_setxattr(self, req: SetxattrRequest) -> StatusReply:
+        def run() -> StatusReply:
+            host = self._resolve(req.path, follow_final=req.follow)
+            os.setxattr(host, req.name, req.value, req.flags,
+                        follow_symlinks=self._follow_host(req.follow))
+            return StatusReply()
+
+        return self._attempt(run, StatusReply)
+
+    def handle_p2s_removexattr(self, req: RemovexattrRequest) -> StatusReply:
+        def run() -> StatusReply:
+            host = self._resolve(req.path, follow_final=req.follow)
+            os.removexattr(host, req.name, follow_symlinks=self._follow_host(req.follow))
             return StatusReply()
 
         return self._attempt(run, StatusReply)

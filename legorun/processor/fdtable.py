@@ -42,6 +42,14 @@ class FdTable:
         self._entries[fd] = FdEntry(file, cloexec)
         return fd
 
+    def allocate_new(self, file: OpenFile, cloexec: bool = False) -> int:
+        """allocate() for a file just made: if no descriptor is left, the file is closed."""
+        try:
+            return self.allocate(file, cloexec)
+        except SyscallError:
+            file.close()
+            raise
+
     def install(self, fd: int, file: OpenFile, cloexec: bool = False) -> None:
         """Put file at exactly fd (dup2), closing what was there."""
         if not 0 <= fd < self.limit:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import stat as stat_module
+from typing import Callable, TypeVar
 
+from legorun.processor.wait import POLLIN, POLLOUT, wait_until_ready
 from legorun.rpc.messages import (
     DataReply,
     FileStat,
@@ -45,6 +47,7 @@ from syscalls.flags import (
 
 
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
+T = TypeVar("T")
 
 
 def host_errno(error: OSError) -> SyscallError:
@@ -54,10 +57,21 @@ def host_errno(error: OSError) -> SyscallError:
         return SyscallError(Errno.EIO)
 
 
+def host_call(action: Callable[[], T]) -> T:
+    """Run a call on the processor's host; its OSError becomes the guest's SyscallError."""
+    try:
+        return action()
+    except OSError as error:
+        raise host_errno(error) from None
+
+
 class OpenFile:
     """An open file description: shared by every fd dup'ed from the same open()."""
 
     path: str | None = None
+    # The flock(2) lock this description holds: ((st_dev, st_ino) of the file, LOCK_SH or
+    # LOCK_EX), or None. Locks belong to open file descriptions, and go with them.
+    flock: tuple[tuple[int, int], int] | None = None
 
     def __init__(self, flags: int) -> None:
         self.flags = flags
@@ -92,8 +106,18 @@ class OpenFile:
         return False
 
     def host_fd(self) -> int | None:
-        """The host descriptor behind this file, for terminal ioctls; None if there is none."""
+        """The host descriptor behind this file (its readiness, terminal ioctls); None if
+        there is none: such a file is always ready for reading and writing."""
         return None
+
+    def wakeable_by_others(self) -> bool:
+        """Whether someone besides this process could make the file ready while it waits
+        (see processor/wait.py)."""
+        return True
+
+    def fd_link(self) -> str:
+        """What /proc/self/fd/N names for this file: its path, or a pseudo name."""
+        return self.path or "anon_inode:[unknown]"
 
     def close(self) -> None:
         pass
@@ -106,13 +130,22 @@ class HostStream(OpenFile):
         super().__init__(flags)
         self.fd = fd
 
+    def _wait(self, events: int) -> None:
+        # The host descriptor is legorun's own and may block: wait first, so that the
+        # guest's O_NONBLOCK holds and every blocking wait goes through processor/wait.py.
+        timeout = 0 if self.flags & O_NONBLOCK else None
+        if not wait_until_ready([(self, events)], timeout)[0]:
+            raise SyscallError(Errno.EAGAIN)
+
     def read(self, size: int) -> bytes:
+        self._wait(POLLIN)
         try:
             return os.read(self.fd, size)
         except OSError as error:
             raise host_errno(error) from None
 
     def write(self, data: bytes) -> int:
+        self._wait(POLLOUT)
         try:
             return os.write(self.fd, data)
         except OSError as error:
@@ -144,6 +177,12 @@ class HostStream(OpenFile):
 
     def host_fd(self) -> int | None:
         return self.fd
+
+    def fd_link(self) -> str:
+        try:
+            return os.readlink(f"/proc/self/fd/{self.fd}")
+        except OSError:
+            return f"host:[{self.fd}]"
 
 
 class StorageFile(OpenFile):

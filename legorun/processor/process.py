@@ -62,6 +62,7 @@ class ProcessState:
     cwd: str
     argv: tuple[bytes, ...] = ()
     envp: tuple[bytes, ...] = ()
+    stack_start: int = 0  # the initial sp: argc, argv, envp, auxv (Linux mm->start_stack)
     ppid: int = field(default_factory=os.getppid)
     uid: int = field(default_factory=os.getuid)
     euid: int = field(default_factory=os.geteuid)

@@ -105,7 +105,8 @@ class Processor:
             raise LoaderError(f"{path}: {strerror(reply.status)}")
         self.vm.exec_done(reply)
         self.load_bias = reply.load_bias
-        state = ProcessState(pid=self.pid, exe=path, cwd=cwd, argv=tuple(argv), envp=tuple(envp))
+        state = ProcessState(pid=self.pid, exe=path, cwd=cwd, argv=tuple(argv), envp=tuple(envp),
+                             stack_start=reply.sp)
         return reply.entry, reply.sp, state
 
     def run(self, path: str, argv: list[bytes], envp: list[bytes], execfn: bytes,

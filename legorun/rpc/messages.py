@@ -48,6 +48,11 @@ class Opcode(IntEnum):
     P2S_CHMOD = 0x200E
     P2S_UTIMENS = 0x200F
     P2S_STATFS = 0x2010
+    P2S_GETXATTR = 0x2011
+    P2S_LISTXATTR = 0x2012
+    P2S_SETXATTR = 0x2013
+    P2S_REMOVEXATTR = 0x2014
+    P2S_CHOWN = 0x2015
     # memory -> storage
     M2S_READ = 0x3000
 
@@ -425,6 +430,60 @@ class StatfsRequest(Request):
 class StatfsReply:
     status: int = 0
     fields: tuple[int, ...] = field(default=())  # struct statfs: type, bsize, blocks, bfree, bavail, files, ffree, fsid, namelen, frsize, flags
+
+
+@dataclass(frozen=True, slots=True)
+class ChownRequest(Request):
+    """Change the owner and group of `path` (of a final symbolic link itself unless
+    `follow`); -1 leaves one unchanged."""
+
+    OPCODE = Opcode.P2S_CHOWN
+    path: str
+    uid: int
+    gid: int
+    follow: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class GetxattrRequest(Request):
+    """The value of the extended attribute `name` of `path` (of a final symbolic link
+    itself unless `follow`), whole: the caller applies the size it was given."""
+
+    OPCODE = Opcode.P2S_GETXATTR
+    path: str
+    name: bytes
+    follow: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ListxattrRequest(Request):
+    """The names of the extended attributes of `path`; the reply's data holds each name
+    followed by a NUL, as listxattr(2) returns them."""
+
+    OPCODE = Opcode.P2S_LISTXATTR
+    path: str
+    follow: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SetxattrRequest(Request):
+    """Set the extended attribute `name` of `path`; `flags` is XATTR_CREATE or
+    XATTR_REPLACE (or 0)."""
+
+    OPCODE = Opcode.P2S_SETXATTR
+    path: str
+    name: bytes
+    value: bytes
+    flags: int = 0
+    follow: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RemovexattrRequest(Request):
+    OPCODE = Opcode.P2S_REMOVEXATTR
+    path: str
+    name: bytes
+    follow: bool = True
 
 
 # ---------------------------------------------------------------- memory -> storage

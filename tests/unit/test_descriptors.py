@@ -1,8 +1,7 @@
-"""Descriptor syscalls (syscalls/descriptors.py) and in-process pipes (processor/pipe.py):
-small static C programs exercise them and print what they observe; each must print the same
-and exit the same natively and under legorun, each run in a fresh empty cwd. Blocking on a
-pipe that only the process itself could service hangs natively, so what legorun does
-instead is checked under legorun alone."""
+"""Descriptor syscalls (syscalls/descriptors.py) and pipes (processor/pipe.py): small
+static C programs exercise them and print what they observe; each must print the same and
+exit the same natively and under legorun, each run in a fresh empty cwd. Blocking waits
+(and the deadlock report) are tested in test_waiting.py."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import guest_programs
 import pytest
-from guest_programs import run_both, run_legorun
+from guest_programs import run_both
 
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
@@ -340,31 +339,3 @@ int main(void) {
 }
 """)
     run_both(tmp_path, exe, expected_status=128 + 13)
-
-
-def test_blocking_on_own_pipe_is_reported_not_hung(tmp_path: Path) -> None:
-    exe = compile_c(tmp_path, "deadlock", r"""
-int main(void) {
-    static char buf[100000];
-    int p[2];
-    SHOW(pipe(p));
-    SHOW(read(p[0], buf, 10));                                   /* would block: EOF */
-    SHOW(write(p[1], buf, sizeof buf));                          /* what fits: 65536 */
-    SHOW(write(p[1], buf, 1));                                   /* nothing fits: EAGAIN */
-    SHOW(read(p[0], buf, sizeof buf));
-    SHOW(read(p[0], buf, 10));                                   /* reported once: EOF */
-    return 0;
-}
-""")
-    lego = run_legorun(exe, tmp_path / "legorun")
-    assert lego.returncode == 0
-    assert lego.stdout.decode().splitlines()[1:] == [
-        "read(p[0], buf, 10) = 0",
-        "write(p[1], buf, sizeof buf) = 65536",
-        "write(p[1], buf, 1) = -1 (EAGAIN)",
-        "read(p[0], buf, sizeof buf) = 65536",
-        "read(p[0], buf, 10) = 0",
-    ]
-    warnings = [line for line in lego.stderr.decode().splitlines() if "deadlock" in line]
-    assert len(warnings) == 2, lego.stderr
-    assert "end of file" in warnings[0] and "EAGAIN" in warnings[1]

@@ -1,0 +1,97 @@
+"""Scheduling policy and priority: sched_setparam, sched_getparam, sched_setscheduler,
+sched_getscheduler, sched_get_priority_max, sched_get_priority_min, sched_rr_get_interval,
+getpriority and setpriority. See sched(7), sched_setscheduler(2), sched_setparam(2),
+sched_get_priority_max(2), sched_rr_get_interval(2) and getpriority(2).
+
+The emulated core runs on the processor's host process, whose pid the guest has, so the
+guest's scheduling attributes are that host process's: reading and changing them acts on it,
+and the host kernel checks policies, priorities and privileges as Linux does. No other
+process exists for the guest: any other pid is ESRCH.
+"""
+
+from __future__ import annotations
+
+import os
+
+from legorun.processor.files import host_call
+from syscalls.args import Int, Ptr
+from syscalls.context import SyscallContext
+from syscalls.errno import Errno, SyscallError
+
+PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
+NICE_TO_PRIO = 20  # the raw syscall returns 20 - nice, so that it is never negative
+
+
+def _self(ctx: SyscallContext, pid: int) -> None:
+    """Check that `pid` names the guest (0 or its pid), as find_process_by_pid does."""
+    if pid < 0:
+        raise SyscallError(Errno.EINVAL)
+    if pid not in (0, ctx.proc.pid):
+        raise SyscallError(Errno.ESRCH)
+
+
+def sys_sched_getparam(ctx: SyscallContext, pid: Int, param: Ptr) -> int:
+    if not param:
+        raise SyscallError(Errno.EINVAL)
+    _self(ctx, pid)
+    ctx.mem.write_u32(param, host_call(lambda: os.sched_getparam(0).sched_priority))
+    return 0
+
+
+def sys_sched_setparam(ctx: SyscallContext, pid: Int, param: Ptr) -> int:
+    if not param or pid < 0:
+        raise SyscallError(Errno.EINVAL)
+    priority = int.from_bytes(ctx.mem.read(param, 4), "little", signed=True)
+    _self(ctx, pid)
+    host_call(lambda: os.sched_setparam(0, os.sched_param(priority)))
+    return 0
+
+
+def sys_sched_getscheduler(ctx: SyscallContext, pid: Int) -> int:
+    _self(ctx, pid)
+    return host_call(lambda: os.sched_getscheduler(0))
+
+
+def sys_sched_setscheduler(ctx: SyscallContext, pid: Int, policy: Int, param: Ptr) -> int:
+    if not param or pid < 0:
+        raise SyscallError(Errno.EINVAL)
+    priority = int.from_bytes(ctx.mem.read(param, 4), "little", signed=True)
+    _self(ctx, pid)
+    host_call(lambda: os.sched_setscheduler(0, policy, os.sched_param(priority)))
+    return 0
+
+
+def sys_sched_get_priority_max(ctx: SyscallContext, policy: Int) -> int:
+    return host_call(lambda: os.sched_get_priority_max(policy))
+
+
+def sys_sched_get_priority_min(ctx: SyscallContext, policy: Int) -> int:
+    return host_call(lambda: os.sched_get_priority_min(policy))
+
+
+def sys_sched_rr_get_interval(ctx: SyscallContext, pid: Int, tp: Ptr) -> int:
+    _self(ctx, pid)
+    interval_ns = round(host_call(lambda: os.sched_rr_get_interval(0)) * 1e9)
+    ctx.mem.write_struct("<qq", tp, interval_ns // 10**9, interval_ns % 10**9)
+    return 0
+
+
+def _who(ctx: SyscallContext, which: int, who: int) -> None:
+    """Check that (which, who) names the guest: itself, its process group (its pid) or its
+    user; the guest's world holds no other process."""
+    own = {PRIO_PROCESS: ctx.proc.pid, PRIO_PGRP: ctx.proc.pid, PRIO_USER: ctx.proc.uid}
+    if which not in own:
+        raise SyscallError(Errno.EINVAL)
+    if who not in (0, own[which]):
+        raise SyscallError(Errno.ESRCH)
+
+
+def sys_getpriority(ctx: SyscallContext, which: Int, who: Int) -> int:
+    _who(ctx, which, who)
+    return NICE_TO_PRIO - host_call(lambda: os.getpriority(os.PRIO_PROCESS, 0))
+
+
+def sys_setpriority(ctx: SyscallContext, which: Int, who: Int, prio: Int) -> int:
+    _who(ctx, which, who)
+    host_call(lambda: os.setpriority(os.PRIO_PROCESS, 0, prio))
+    return 0
