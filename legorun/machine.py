@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from legorun.config import MachineConfig, TraceConfig
-from legorun.errors import LoaderError, ProgramNotFound
+from legorun.errors import LegorunError, LoaderError, ProgramNotFound
 from legorun.managers.confine import PathResolver
 from legorun.managers.memory import MemoryManager
 from legorun.managers.storage import StorageManager
@@ -21,9 +21,9 @@ from legorun.rpc.messages import StatReply, StatRequest
 from legorun.rpc.stats import RpcStats
 from legorun.rpc.transport import LocalTransport
 from legorun.stats import RunStats
-from legorun.trace.instrument import RunContext
+from legorun.trace.instrument import RunContext, close_instruments
 from legorun.trace.instruments import build_instruments
-from syscalls.errno import Errno, strerror
+from syscalls.errno import Errno, SyscallError, strerror
 
 S_IFMT, S_IFDIR, S_IFREG = 0o170000, 0o040000, 0o100000
 
@@ -57,6 +57,14 @@ class Machine:
     def guest_path(self, program: str, cwd: str) -> str:
         return os.path.normpath(os.path.join(cwd, program))
 
+    def host_path(self, path: str) -> Path:
+        """The program's file on this host (for symbols); the guest path itself when it
+        cannot be resolved, which check_program then reports."""
+        try:
+            return Path(PathResolver(self.config.root).resolve(path))
+        except SyscallError:
+            return Path(path)
+
     def check_program(self, path: str, shown: str) -> None:
         """Fail as a shell would before exec: 127 for missing, 126 for not executable."""
         reply: StatReply = self.transport.call(StatRequest(path, True))
@@ -74,14 +82,20 @@ class Machine:
             argv0: str | None = None) -> RunResult:
         cwd = self.guest_cwd()
         path = self.guest_path(program, cwd)
-        self.check_program(path, program)
         shown_argv = (argv0 if argv0 is not None else program, *args)
+        # Instruments first, so that traces see every RPC of the run (the program check too).
         instruments = build_instruments(RunContext(
-            machine=self.config, trace=self.trace,
-            program=Path(PathResolver(self.config.root).resolve(path)), argv=shown_argv,
-            pid=os.getpid(), transport=self.transport, rpc_stats=self.rpc_stats,
+            machine=self.config, trace=self.trace, program=self.host_path(path),
+            argv=shown_argv, pid=os.getpid(), transport=self.transport,
+            rpc_stats=self.rpc_stats,
         ))
-        processor = Processor(self.config, self.transport, self.warn, instruments)
+        try:
+            self.check_program(path, program)
+        except LegorunError:
+            close_instruments(instruments, None)
+            raise
+        processor = Processor(self.config, self.transport, self.rpc_stats, self.warn,
+                              instruments)
         argv = [os.fsencode(arg) for arg in shown_argv]
         envp = [os.fsencode(f"{key}={value}") for key, value in env.items()]
         exit = processor.run(path, argv, envp, os.fsencode(program), cwd)

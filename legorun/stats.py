@@ -1,4 +1,9 @@
-"""The end-of-run statistics: ExCache, RPC by opcode, syscalls by name, modelled cost."""
+"""The end-of-run statistics: ExCache, RPC by opcode, syscalls by name, modelled cost.
+
+The `modelled` section is the modelled clock at the end of the run (legorun/processor/clock.py);
+`legorun sweep` reads it, so its keys are a contract: instructions, clock_hz, cpi, compute_s,
+remote_s, total_s (instructions, compute_s and total_s are null when instructions were not
+counted)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ class RunStats:
     rpc: dict[str, dict[str, int | float]]
     syscalls: dict[str, int]
     modelled_remote_s: float
+    modelled: dict[str, int | float | None]
 
     @classmethod
     def collect(cls, processor: Processor, rpc: RpcStats) -> RunStats:
@@ -43,7 +49,16 @@ class RunStats:
             for opcode, entry in sorted(rpc.by_opcode.items())
         }
         syscalls = dict(processor.dispatcher.counts.most_common()) if processor.dispatcher else {}
-        return cls(excache, by_opcode, syscalls, rpc.modelled_s)
+        clock = processor.clock
+        modelled = {
+            "instructions": clock.instructions,
+            "clock_hz": clock.clock_hz,
+            "cpi": clock.cpi,
+            "compute_s": clock.compute_s,
+            "remote_s": clock.remote_s,
+            "total_s": clock.total_s,
+        }
+        return cls(excache, by_opcode, syscalls, rpc.modelled_s, modelled)
 
     def to_json(self) -> str:
         return json.dumps({
@@ -51,6 +66,7 @@ class RunStats:
             "rpc": self.rpc,
             "syscalls": self.syscalls,
             "modelled_remote_s": self.modelled_remote_s,
+            "modelled": self.modelled,
         }, indent=2)
 
     def summary(self) -> str:
@@ -68,8 +84,18 @@ class RunStats:
         ]
         for name, entry in self.rpc.items():
             lines.append(f"    {name:<18} {entry['count']:>9} calls {entry['bytes']:>12} bytes")
+        lines.append(self._modelled_line())
         total = sum(self.syscalls.values())
         lines.append(f"  syscalls   {total}")
         for name, count in list(self.syscalls.items())[:12]:
             lines.append(f"    {name:<18} {count:>9}")
         return "\n".join(lines) + "\n"
+
+    def _modelled_line(self) -> str:
+        m = self.modelled
+        remote = f"remote {m['remote_s'] * 1e3:.3f} ms"
+        if m["instructions"] is None:
+            return f"  modelled   {remote} (instructions not counted)"
+        return (f"  modelled   {m['total_s'] * 1e3:.3f} ms = compute {m['compute_s'] * 1e3:.3f} ms "
+                f"({m['instructions']} instructions x CPI {m['cpi']:g} at "
+                f"{m['clock_hz'] / 1e9:g} GHz) + {remote}")

@@ -222,25 +222,30 @@ def sys_pipe2(ctx: SyscallContext, pipefd: Ptr, flags: Int) -> int:
         # silently giving a byte stream to a program that counts on packets.
         raise SyscallError(Errno.EINVAL)
     reader, writer = make_pipe(flags)
-    cloexec = bool(flags & O_CLOEXEC)
-    try:
-        read_fd = ctx.fds.allocate_new(reader, cloexec)
-    except SyscallError:
-        writer.close()
-        raise
-    try:
-        write_fd = ctx.fds.allocate_new(writer, cloexec)
-    except SyscallError:
-        ctx.fds.close(read_fd)
-        raise
-    try:
-        ctx.mem.write_struct("<ii", pipefd, read_fd, write_fd)
-    except BaseException:
-        # Linux installs neither descriptor when it cannot report them.
-        ctx.fds.close(read_fd)
-        ctx.fds.close(write_fd)
-        raise
+    install_pair(ctx, reader, writer, bool(flags & O_CLOEXEC), pipefd)
     return 0
+
+
+def install_pair(ctx: SyscallContext, first: OpenFile, second: OpenFile, cloexec: bool,
+                 report: int) -> None:
+    """Give two new files the lowest free descriptors and write them to `report` as two
+    ints (pipe2, socketpair); Linux installs neither when it cannot report them."""
+    try:
+        fd0 = ctx.fds.allocate_new(first, cloexec)
+    except SyscallError:
+        second.close()
+        raise
+    try:
+        fd1 = ctx.fds.allocate_new(second, cloexec)
+    except SyscallError:
+        ctx.fds.close(fd0)
+        raise
+    try:
+        ctx.mem.write_struct("<ii", report, fd0, fd1)
+    except BaseException:
+        ctx.fds.close(fd0)
+        ctx.fds.close(fd1)
+        raise
 
 
 def sys_pipe(ctx: SyscallContext, pipefd: Ptr) -> int:

@@ -27,6 +27,7 @@ from legorun.processor.sockets import (
 )
 from syscalls.args import AT_FDCWD, Fd, Int, Ptr, Size, UInt
 from syscalls.context import SyscallContext
+from syscalls.descriptors import install_pair
 from syscalls.errno import Errno, SyscallError
 from syscalls.fs import IOV_MAX, MAX_RW, SIGPIPE, gather, iovecs, scatter
 from syscalls.paths import fd_file, resolve
@@ -102,23 +103,7 @@ def sys_socket(ctx: SyscallContext, domain: Int, type: Int, protocol: Int) -> in
 
 def sys_socketpair(ctx: SyscallContext, domain: Int, type: Int, protocol: Int, sv: Ptr) -> int:
     first, second = Socket.pair(domain, type, protocol)
-    cloexec = bool(type & SOCK_CLOEXEC)
-    try:
-        fd0 = ctx.fds.allocate_new(first, cloexec)
-    except SyscallError:
-        second.close()
-        raise
-    try:
-        fd1 = ctx.fds.allocate_new(second, cloexec)
-    except SyscallError:
-        ctx.fds.close(fd0)
-        raise
-    try:
-        ctx.mem.write_struct("<ii", sv, fd0, fd1)
-    except BaseException:
-        ctx.fds.close(fd0)
-        ctx.fds.close(fd1)
-        raise
+    install_pair(ctx, first, second, bool(type & SOCK_CLOEXEC), sv)
     return 0
 
 

@@ -26,15 +26,18 @@ from unicorn.unicorn_const import (
 from legorun.cache.excache import ExCache
 from legorun.config import MachineConfig
 from legorun.errors import LegorunError, LoaderError, ProgramNotFound
+from legorun.processor.clock import ModelledClock
 from legorun.processor.cpu import Cpu
 from legorun.processor.fdtable import FdTable
+from legorun.processor.icount import InstructionCounter
 from legorun.processor.files import HostStream
 from legorun.processor.memory_client import MemoryClient
 from legorun.processor.process import FatalSignal, ProcessExit, ProcessState
 from legorun.processor.uaccess import UserMemory
 from legorun.rpc.messages import ExecReply, ExecRequest, ExitRequest
+from legorun.rpc.stats import RpcStats
 from legorun.rpc.transport import Transport
-from legorun.trace.instrument import Instrument
+from legorun.trace.instrument import Instrument, close_instruments
 from syscalls.context import SyscallContext
 from syscalls.dispatch import Dispatcher
 from syscalls.errno import Errno, strerror
@@ -72,8 +75,8 @@ def signal_message(sig: int) -> str | None:
 
 
 class Processor:
-    def __init__(self, config: MachineConfig, transport: Transport, warn: "Warn",
-                 instruments: Sequence[Instrument] = ()) -> None:
+    def __init__(self, config: MachineConfig, transport: Transport, rpc_stats: RpcStats,
+                 warn: "Warn", instruments: Sequence[Instrument] = ()) -> None:
         self._config = config
         self._instruments = tuple(instruments)
         self._transport = transport
@@ -84,6 +87,10 @@ class Processor:
         self.excache = ExCache(self.cpu.uc, self.vm, config.excache_size, config.excache_assoc,
                                config.excache_policy, config.seed)
         self.vm.attach(self.excache)
+        # The transport's RPC accounting is the clock's remote time; counting instructions
+        # costs a block hook, so it is added only when asked for (before the guest runs).
+        counter = InstructionCounter(self.cpu, self.excache) if config.count_instructions else None
+        self.clock = ModelledClock(config.clock_hz, config.cpi, rpc_stats, counter)
         self.fds = FdTable()
         self.dispatcher: Dispatcher | None = None
         self.load_bias = 0  # of the running program: symbolizers add it to ELF addresses
@@ -111,7 +118,20 @@ class Processor:
 
     def run(self, path: str, argv: list[bytes], envp: list[bytes], execfn: bytes,
             cwd: str) -> Exit:
-        entry, sp, state = self.exec(path, argv, envp, execfn, cwd)
+        exit: Exit | None = None
+        try:
+            entry, sp, state = self.exec(path, argv, envp, execfn, cwd)
+            try:
+                self._prepare(state)
+                exit = self._execute(entry, sp)
+            finally:
+                self._transport.call(ExitRequest(self.pid))
+            return exit
+        finally:
+            close_instruments(self._instruments, exit)
+
+    def _prepare(self, state: ProcessState) -> None:
+        """Standard descriptors, the syscall dispatcher and the instruments' hooks."""
         for fd in (0, 1, 2):
             try:  # the guest inherits legorun's own descriptors, flags and all
                 flags = fcntl.fcntl(fd, fcntl.F_GETFL)
@@ -126,14 +146,6 @@ class Processor:
         self.cpu.set_syscall_handler(self.dispatcher)
         for instrument in self._instruments:
             instrument.attach(self)
-        exit: Exit | None = None
-        try:
-            exit = self._execute(entry, sp)
-            return exit
-        finally:
-            self._transport.call(ExitRequest(self.pid))
-            for instrument in self._instruments:
-                instrument.close(exit)
 
     def _execute(self, entry: int, sp: int) -> Exit:
         try:

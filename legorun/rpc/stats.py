@@ -17,6 +17,7 @@ class OpcodeStats:
 @dataclass(slots=True)
 class RpcStats:
     by_opcode: dict[Opcode, OpcodeStats] = field(default_factory=dict)
+    modelled_s: float = 0.0  # the running total: the modelled clock reads it on every event
 
     def record(self, opcode: Opcode, nbytes: int, modelled_s: float) -> None:
         entry = self.by_opcode.get(opcode)
@@ -25,7 +26,4 @@ class RpcStats:
         entry.count += 1
         entry.bytes += nbytes
         entry.modelled_s += modelled_s
-
-    @property
-    def modelled_s(self) -> float:
-        return sum(entry.modelled_s for entry in self.by_opcode.values())
+        self.modelled_s += modelled_s

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from legorun.config import MachineConfig, TraceConfig
 from legorun.rpc.stats import RpcStats
@@ -40,3 +40,15 @@ class Instrument(Protocol):
 def expand_pid(pattern: str, pid: int) -> str:
     """File names as valgrind and qemu take them: %p is the process id."""
     return pattern.replace("%p", str(pid))
+
+
+def close_instruments(instruments: Sequence[Instrument], exit: Exit | None) -> None:
+    """Close every instrument, even when one fails; the first failure is raised after."""
+    failure: BaseException | None = None
+    for instrument in instruments:
+        try:
+            instrument.close(exit)
+        except BaseException as error:  # the others must still finish their output
+            failure = failure or error
+    if failure is not None:
+        raise failure
