@@ -24,13 +24,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from legorun.bench.tools import (
-    CACHE_SIM_ARGS, SYSCALL_HEAVY_C, cache_sim_vs_cachegrind, tool_report, tool_targets, trace_overhead,
-)
 from legorun.bench.runners import (
     LEGORUN,
     NATIVE,
     QEMU,
+    RAW,
     ROOT,
     RunOutcome,
     Runner,
@@ -41,10 +39,20 @@ from legorun.bench.runners import (
     format_table,
     legorun_runner,
     qemu_runner,
+    ratio,
+    ratio_text,
     raw_unicorn_runner,
     run_once,
     sample_targets,
     subprocess_env,
+)
+from legorun.bench.tools import (
+    CACHE_SIM_ARGS,
+    SYSCALL_HEAVY_C,
+    cache_sim_vs_cachegrind,
+    tool_report,
+    tool_targets,
+    trace_overhead,
 )
 
 SAMPLES_DIR = ROOT / "samples"
@@ -276,6 +284,27 @@ class Bench:
                                                  "bare Python interpreter")
         return times
 
+    def dynamic_startup(self) -> dict[str, Any]:
+        """Best wall time of a dynamically linked program's start-up (`python3 -S -c pass`:
+        ld.so, libc and libpython mapped from files) natively, under legorun and under qemu;
+        raw Unicorn cannot load a dynamic program."""
+        # The distribution's interpreter (a `python3` found first on PATH may be a shim script).
+        python = next((path for path in ("/usr/bin/python3", shutil.which("python3"))
+                       if path and Path(path).exists()), None)
+        if python is None:
+            self.notes.append("python3 is not installed: dynamic start-up is not measured")
+            return {}
+        argv = ["-S", "-c", "pass"]
+        reference = self.run(Runner(NATIVE).argv(Path(python), argv))
+        times = {
+            runner.name: self.best_time(runner.argv(Path(python), argv),
+                                        f"python3 -S -c pass under {runner.name}", runner.name,
+                                        reference)
+            for runner in self.runners if runner.name != RAW
+        }
+        return {"program": "python3 -S -c pass", "times_s": times,
+                "legorun/qemu": ratio(times.get(LEGORUN), times.get(QEMU))}
+
     def syscall_cost(self) -> dict[str, Any]:
         """Seconds per getppid() round trip under each runner: a 200k-call loop against an
         empty one."""
@@ -325,8 +354,8 @@ def _us(seconds: float | None) -> str:
 
 
 def report(results: Sequence[SampleResult], miss: dict[str, Any], startup: dict[str, float],
-           syscall: dict[str, Any], tools: list[str], targets: Sequence[Target], bench: Bench,
-           repeat: int, excache: str) -> str:
+           dynamic: dict[str, Any], syscall: dict[str, Any], tools: list[str],
+           targets: Sequence[Target], bench: Bench, repeat: int, excache: str) -> str:
     lines = [f"legorun benchmark: best of {repeat}, wall time per run (process start to exit), "
              f"legorun with --excache {excache}", "", format_table(results)]
     if miss:
@@ -353,6 +382,11 @@ def report(results: Sequence[SampleResult], miss: dict[str, Any], startup: dict[
     if startup:
         lines.append("Start-up: static hello, best wall time")
         lines += [f"  {name:<16} {seconds:.3f} s" for name, seconds in startup.items()]
+        lines.append("")
+    if dynamic:
+        lines.append(f"Dynamic start-up: {dynamic['program']}, best wall time")
+        lines += [f"  {name:<16} {seconds:.3f} s" for name, seconds in dynamic["times_s"].items()]
+        lines.append(f"  legorun/qemu     {ratio_text(dynamic['legorun/qemu'])}")
         lines.append("")
     if syscall:
         lines.append(f"Syscall round trip: getppid() x{SYSCALL_LOOPS} minus x0, "
@@ -384,6 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = bench.samples(options.samples, binaries)
         miss = bench.miss_cost()
         startup = bench.startup(hello)
+        dynamic = bench.dynamic_startup()
         syscall = bench.syscall_cost()
         cache_sim = cache_sim_vs_cachegrind(bench, {
             name: sample_binary(name, progress) for name in CACHE_SIM_ARGS})
@@ -397,8 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "s", 1.0),
         *tool_targets(cache_sim, trace),
     ]
-    sys.stdout.write(report(results, miss, startup, syscall, tool_report(cache_sim, trace),
-                            targets, bench, options.repeat, options.excache))
+    sys.stdout.write(report(results, miss, startup, dynamic, syscall,
+                            tool_report(cache_sim, trace), targets, bench, options.repeat,
+                            options.excache))
     progress(f"benchmark finished in {time.perf_counter() - started:.1f} s")
     if options.json is not None:
         document = {
@@ -409,6 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "samples": {result.sample: result.to_json() for result in results},
             "miss_with_eviction": miss,
             "startup_s": startup,
+            "dynamic_startup": dynamic,
             "syscall": syscall,
             "cache_sim_vs_cachegrind": cache_sim,
             "trace_overhead": trace,

@@ -170,7 +170,8 @@ def test_report_shouts_about_mismatches(tmp_path: Path) -> None:
     assert len(bench.mismatches) == 1 and "MISMATCH" in messages[-1]
     result = _result("stream", native=0.1, legorun=0.5)
     result.mismatches.append(RAW)
-    text = report([result], {}, {LEGORUN: 0.2}, {}, [], sample_targets([result]), bench, 1, "64M")
+    text = report([result], {}, {LEGORUN: 0.2}, {}, {}, [], sample_targets([result]), bench, 1,
+                  "64M")
     assert "stream !" in text
     assert "OUTPUT MISMATCHES" in text and "stream: raw-unicorn: stdout differs" in text
     assert "Start-up" in text and "Targets" in text
