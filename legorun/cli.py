@@ -219,6 +219,12 @@ def run(argv: Sequence[str]) -> int:
     with _open_output(options.stats_json, "--stats-json") as stats_file:
         result = machine.run(options.program, options.args, guest_environment(options),
                              options.argv0)
+        if result.forked:
+            # A process the guest forked ends as its guest did, for its parent's wait; the
+            # shell's message, --stats and --stats-json are the top-level process's.
+            from legorun.processor.fork import exit_as
+
+            exit_as(result.exit)
         if stats_file is not None:
             stats_file.write(result.stats.to_json() + "\n")
     if result.exit.signal:

@@ -32,6 +32,7 @@ S_IFMT, S_IFDIR, S_IFREG = 0o170000, 0o040000, 0o100000
 class RunResult:
     exit: Exit
     stats: RunStats
+    forked: bool = False  # this is a child process the guest forked, not the one started
 
 
 class Machine:
@@ -99,4 +100,4 @@ class Machine:
         argv = [os.fsencode(arg) for arg in shown_argv]
         envp = [os.fsencode(f"{key}={value}") for key, value in env.items()]
         exit = processor.run(path, argv, envp, os.fsencode(program), cwd)
-        return RunResult(exit, RunStats.collect(processor, self.rpc_stats))
+        return RunResult(exit, RunStats.collect(processor, self.rpc_stats), processor.forked)

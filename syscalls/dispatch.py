@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Callable, Protocol
 
 from legorun.cache.excache import GuestFault
+from legorun.processor.execve import ExecImage
 from syscalls.errno import Errno, SyscallError
 from syscalls.table import IGNORED, SyscallEntry, SyscallTable
 
@@ -40,7 +41,12 @@ class Dispatcher:
             return self._dispatch(entry, nr, raw)
         for observer in self.observers:
             observer.enter(entry, nr, raw)
-        result = self._dispatch(entry, nr, raw)
+        try:
+            result = self._dispatch(entry, nr, raw)
+        except ExecImage:  # execve succeeded: it returns 0, in the new program
+            for observer in self.observers:
+                observer.leave(entry, nr, raw, 0)
+            raise
         for observer in self.observers:
             observer.leave(entry, nr, raw, result)
         return result

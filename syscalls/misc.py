@@ -1,16 +1,15 @@
-"""System information and randomness: uname, sysinfo, getrandom, CPU affinity."""
+"""System information and randomness: uname, sysinfo, getrandom, getcpu."""
 
 from __future__ import annotations
 
 import os
 import time
 
-from syscalls.args import Int, Ptr, Size, UInt
+from syscalls.args import Ptr, Size, UInt
 from syscalls.context import SyscallContext
 from syscalls.errno import Errno, SyscallError
 
 UTS_FIELD = 65
-EMULATED_CPUS = 1
 GRND_NONBLOCK, GRND_RANDOM, GRND_INSECURE = 1, 2, 4
 
 
@@ -43,29 +42,6 @@ def sys_getrandom(ctx: SyscallContext, buf: Ptr, buflen: Size, flags: UInt) -> i
     count = min(buflen, 33554431)
     ctx.mem.write(buf, os.urandom(count))
     return count
-
-
-def sys_sched_getaffinity(ctx: SyscallContext, pid: Int, cpusetsize: UInt, mask: Ptr) -> int:
-    if pid not in (0, ctx.proc.pid):
-        raise SyscallError(Errno.ESRCH)
-    size = 8  # the kernel's cpumask: nr_cpu_ids bits rounded up to a long
-    if cpusetsize < size or cpusetsize % 8:
-        raise SyscallError(Errno.EINVAL)
-    ctx.mem.write(mask, ((1 << EMULATED_CPUS) - 1).to_bytes(size, "little"))
-    return size
-
-
-def sys_sched_setaffinity(ctx: SyscallContext, pid: Int, cpusetsize: UInt, mask: Ptr) -> int:
-    if pid not in (0, ctx.proc.pid):
-        raise SyscallError(Errno.ESRCH)
-    requested = int.from_bytes(ctx.mem.read(mask, min(cpusetsize, 128)), "little")
-    if not requested & ((1 << EMULATED_CPUS) - 1):
-        raise SyscallError(Errno.EINVAL)
-    return 0
-
-
-def sys_sched_yield(ctx: SyscallContext) -> int:
-    return 0
 
 
 def sys_getcpu(ctx: SyscallContext, cpu: Ptr, node: Ptr, tcache: Ptr) -> int:

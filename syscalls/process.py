@@ -1,10 +1,12 @@
-"""Process identity, exit, limits and thread bookkeeping (kernel/exit.c, kernel/sys.c)."""
+"""Process identity, exit_group, limits, arch_prctl, prctl and rseq (kernel/exit.c,
+kernel/sys.c); threads are in threads.py, signals in signals.py."""
 
 from __future__ import annotations
 
 import struct
 
-from legorun.processor.process import RLIM_INFINITY, FatalSignal, ProcessExit
+from legorun.processor.process import RLIM_INFINITY, ProcessExit
+from legorun.processor.sigframe import SI_USER, SigInfo
 from syscalls.args import Int, Ptr, UInt, ULong
 from syscalls.context import SyscallContext
 from syscalls.errno import Errno, SyscallError
@@ -20,20 +22,12 @@ RSEQ_CPU_ID_OFFSET = 4  # struct rseq: u32 cpu_id_start, u32 cpu_id, ...
 RLIMIT_COUNT = 16
 
 
-def sys_exit(ctx: SyscallContext, status: Int) -> int:
-    raise ProcessExit(status & 0xFF)
-
-
 def sys_exit_group(ctx: SyscallContext, status: Int) -> int:
     raise ProcessExit(status & 0xFF)
 
 
 def sys_getpid(ctx: SyscallContext) -> int:
     return ctx.proc.pid
-
-
-def sys_gettid(ctx: SyscallContext) -> int:
-    return ctx.proc.tid
 
 
 def sys_getppid(ctx: SyscallContext) -> int:
@@ -54,20 +48,6 @@ def sys_getgid(ctx: SyscallContext) -> int:
 
 def sys_getegid(ctx: SyscallContext) -> int:
     return ctx.proc.egid
-
-
-def sys_getpgrp(ctx: SyscallContext) -> int:
-    return ctx.proc.pid
-
-
-def sys_getpgid(ctx: SyscallContext, pid: Int) -> int:
-    if pid not in (0, ctx.proc.pid):
-        raise SyscallError(Errno.ESRCH)
-    return ctx.proc.pid
-
-
-def sys_getsid(ctx: SyscallContext, pid: Int) -> int:
-    return sys_getpgid(ctx, pid)
 
 
 def sys_getresuid(ctx: SyscallContext, ruid: Ptr, euid: Ptr, suid: Ptr) -> int:
@@ -109,22 +89,9 @@ def sys_arch_prctl(ctx: SyscallContext, code: Int, addr: ULong) -> int:
     return 0
 
 
-def sys_set_tid_address(ctx: SyscallContext, tidptr: Ptr) -> int:
-    ctx.proc.clear_child_tid = tidptr
-    return ctx.proc.tid
-
-
-def sys_set_robust_list(ctx: SyscallContext, head: Ptr, len: ULong) -> int:
-    if len != 24:  # sizeof(struct robust_list_head)
-        raise SyscallError(Errno.EINVAL)
-    ctx.proc.robust_list = (head, len)
-    return 0
-
-
 def sys_rseq(ctx: SyscallContext, rseq: Ptr, rseq_len: UInt, flags: Int, sig: UInt) -> int:
-    """Registration only: the area reports CPU 0, the one emulated core. A restartable
-    sequence can never be preempted here (one thread runs to each syscall), so no abort
-    ever has to be delivered."""
+    """Registration only: the area reports CPU 0, the one emulated core. No abort is ever
+    delivered: glibc registers an area but runs no restartable sequence of its own."""
     if flags & ~1 or rseq_len < 32 or rseq % 32:
         raise SyscallError(Errno.EINVAL)
     if flags & 1:  # RSEQ_FLAG_UNREGISTER
@@ -166,43 +133,15 @@ def sys_setrlimit(ctx: SyscallContext, resource: UInt, rlim: Ptr) -> int:
     return sys_prlimit64(ctx, 0, resource, rlim, 0)
 
 
-def sys_kill(ctx: SyscallContext, pid: Int, sig: Int) -> int:
-    if pid not in (0, -1, ctx.proc.pid, -ctx.proc.pid):
-        raise SyscallError(Errno.ESRCH)
-    return signal_self(ctx, sig)
-
-
-def sys_tgkill(ctx: SyscallContext, tgid: Int, tid: Int, sig: Int) -> int:
-    if tgid != ctx.proc.pid or tid != ctx.proc.tid:
-        raise SyscallError(Errno.ESRCH)
-    return signal_self(ctx, sig)
-
-
-def sys_tkill(ctx: SyscallContext, tid: Int, sig: Int) -> int:
-    if tid != ctx.proc.tid:
-        raise SyscallError(Errno.ESRCH)
-    return signal_self(ctx, sig)
-
-
-# Signals whose default action is to be ignored (signal(7)).
-IGNORED_BY_DEFAULT = {17, 18, 23, 28}  # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
-SIG_IGN = 1
-
-
 def signal_self(ctx: SyscallContext, sig: int) -> int:
+    """The kernel sends the calling thread `sig` (SIGPIPE for a write to a broken pipe); it
+    is delivered, or kills the process, before the call returns to the guest."""
     if not 0 <= sig <= 64:
         raise SyscallError(Errno.EINVAL)
-    if sig == 0:
-        return 0
-    action = ctx.proc.sigactions.get(sig)
-    handler = action.handler if action else 0
-    blocked = ctx.proc.sigmask & (1 << (sig - 1)) and sig not in (9, 19)
-    if handler == SIG_IGN or (handler == 0 and sig in IGNORED_BY_DEFAULT) or blocked:
-        return 0
-    if handler == 0 or sig in (9, 19):
-        raise FatalSignal(sig)
-    ctx.warn(f"signal {sig} has a handler; signal delivery is not supported, terminating")
-    raise FatalSignal(sig)
+    if sig:
+        ctx.signals.send_thread(ctx.threads.current,
+                                SigInfo(sig, SI_USER, pid=ctx.proc.pid, uid=ctx.proc.uid))
+    return 0
 
 
 __all__ = ["RLIM_INFINITY"]

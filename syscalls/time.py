@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from legorun.processor.wait import Interrupted, sleep
 from syscalls.args import Int, Ptr
 from syscalls.context import SyscallContext
 from syscalls.errno import Errno, SyscallError
@@ -68,20 +69,35 @@ def sys_time(ctx: SyscallContext, tloc: Ptr) -> int:
 
 
 def sleep_until(clock: int, deadline_ns: int) -> None:
+    """Sleep (the calling thread only) until `clock` reads `deadline_ns`; a signal with a
+    handler cuts it short (Interrupted)."""
     while (remaining := deadline_ns - clock_ns(clock)) > 0:
-        time.sleep(remaining / 1e9)
+        sleep(remaining)
+
+
+def _sleep_reporting_rest(ctx: SyscallContext, clock: int, deadline_ns: int, rem: int) -> None:
+    """sleep_until, writing what was left of the sleep to `rem` when a signal ends it."""
+    try:
+        sleep_until(clock, deadline_ns)
+    except Interrupted:
+        if rem:
+            _write_timespec(ctx, rem, max(0, deadline_ns - clock_ns(clock)))
+        raise
 
 
 def sys_nanosleep(ctx: SyscallContext, req: Ptr, rem: Ptr) -> int:
     duration = read_timespec(ctx, req)
-    sleep_until(1, clock_ns(1) + duration)
+    _sleep_reporting_rest(ctx, 1, clock_ns(1) + duration, rem)
     return 0
 
 
 def sys_clock_nanosleep(ctx: SyscallContext, clockid: Int, flags: Int, req: Ptr,
                         rem: Ptr) -> int:
     target = read_timespec(ctx, req)
-    sleep_until(clockid, target if flags & TIMER_ABSTIME else clock_ns(clockid) + target)
+    if flags & TIMER_ABSTIME:
+        sleep_until(clockid, target)
+    else:
+        _sleep_reporting_rest(ctx, clockid, clock_ns(clockid) + target, rem)
     return 0
 
 

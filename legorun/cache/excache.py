@@ -164,7 +164,9 @@ class ExCache:
         try:
             return self.load(vaddr, access)
         except GuestFault as fault:
-            self.fault = fault
+            # The first fault is the guest's; Unicorn may touch more pages on its way out.
+            if self.fault is None:
+                self.fault = fault
         except BaseException as error:  # re-raised by the CPU once Unicorn has stopped
             self.error = error
         return -1

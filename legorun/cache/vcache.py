@@ -17,6 +17,7 @@ led there).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,6 +331,7 @@ class CacheSimulator:
             raise UsageError(f"--cachegrind-out-file {self._path}: {error.strerror}") from None
         self._native: NativeCaches | None = None
         self._processor: Processor | None = None
+        self._writes_output = True  # False in a forked child when the file is the parent's
 
     def attach(self, processor: Processor) -> None:
         excache = processor.excache
@@ -363,9 +365,27 @@ class CacheSimulator:
         if self._native is not None:
             self._native.count_rpc()
 
+    def prepare_fork(self) -> None:
+        """Nothing buffered: the output is written when the run ends."""
+
+    def forked(self, pid: int) -> None:
+        """A child goes on counting from its parent's counts (its caches are copies too) and
+        writes its own cachegrind.out.<pid>; with a fixed file name it writes nothing."""
+        self._output.close()  # this process's copy of the descriptor; nothing is written
+        pattern = self._run.trace.cachegrind_out
+        if "%p" not in pattern:
+            self._writes_output = False
+            return
+        self._run = dataclasses.replace(self._run, pid=pid)
+        self._path = expand_pid(pattern, pid)
+        try:
+            self._output = open(self._path, "w", encoding="utf-8", errors="replace")
+        except OSError as error:
+            raise LegorunError(f"--cachegrind-out-file {self._path}: {error.strerror}") from None
+
     def close(self, exit: Exit | None) -> None:
         try:
-            if self._native is None or self._processor is None:
+            if self._native is None or self._processor is None or not self._writes_output:
                 return
             self._processor.excache.listeners.remove(self)
             self._run.transport.observers.remove(self._rpc_done)

@@ -10,6 +10,11 @@ madvise and brk.
 Page contents are sparse: only pages that were written, or read from a file, are stored, so
 a 1 TiB mapping costs what it touches. No operation loops over every page of a range; each
 walks the stored pages instead when the range is larger than the store.
+
+Stored pages are immutable `bytes`: a write replaces a page, never changes it in place. So a
+copy of the address space (fork) shares every page with the original until one of the two
+writes it, as Linux shares anonymous pages copy-on-write; the copy costs one dictionary
+entry per stored page and no page data.
 """
 
 from __future__ import annotations
@@ -187,8 +192,9 @@ class AddressSpace:
         self._mmap_min_addr = page_up(mmap_min_addr)
         self._task_size = task_size
         self._vmas: list[Vma] = []
-        # Keyed by page number; an untouched page is absent, whatever its mapping.
-        self._pages: dict[int, bytearray] = {}
+        # Keyed by page number; an untouched page is absent, whatever its mapping. Never
+        # modified in place: copies of this address space share the values.
+        self._pages: dict[int, bytes] = {}
         self._brk_base: int | None = None
         self._brk = 0
 
@@ -207,9 +213,11 @@ class AddressSpace:
         return [number << PAGE_SHIFT for number in sorted(self._pages)]
 
     def copy(self) -> AddressSpace:
+        """A copy-on-write duplicate (fork): VMAs and pages are immutable values, so both
+        spaces share them until one replaces its own."""
         other = AddressSpace(self._read_file, self._mmap_base, self._mmap_min_addr, self._task_size)
-        other._vmas = list(self._vmas)  # Vma is frozen: sharing the values is safe
-        other._pages = {number: bytearray(page) for number, page in self._pages.items()}
+        other._vmas = list(self._vmas)
+        other._pages = dict(self._pages)
         other._brk_base = self._brk_base
         other._brk = self._brk
         return other
@@ -223,29 +231,27 @@ class AddressSpace:
         number = addr >> PAGE_SHIFT
         page = self._pages.get(number)
         if page is not None:
-            return bytes(page)
+            return page
         if vma.path is None:
             # Untouched anonymous memory is the zero page; storing it would make reading a
             # huge sparse mapping cost memory.
             return bytes(PAGE_SIZE)
         page = self._file_page(vma, number << PAGE_SHIFT)
         self._pages[number] = page
-        return bytes(page)
+        return page
 
     def write_page(self, addr: int, data: bytes) -> None:
         if len(data) != PAGE_SIZE:
             raise SyscallError(Errno.EINVAL, f"write-back of {len(data)} bytes, not a page")
         if self.find(addr) is None:
             raise SyscallError(Errno.EFAULT, f"no mapping at {addr:#x}")
-        self._pages[addr >> PAGE_SHIFT] = bytearray(data)
+        self._pages[addr >> PAGE_SHIFT] = bytes(data)
 
-    def _file_page(self, vma: Vma, page_addr: int) -> bytearray:
+    def _file_page(self, vma: Vma, page_addr: int) -> bytes:
         assert vma.path is not None
         chunk = self._read_file(vma.path, vma.offset + (page_addr - vma.start), PAGE_SIZE)
-        page = bytearray(PAGE_SIZE)
         # Past EOF the rest of the page reads as zeros, as Linux fills the last file page.
-        page[: min(len(chunk), PAGE_SIZE)] = chunk[:PAGE_SIZE]
-        return page
+        return bytes(chunk[:PAGE_SIZE]).ljust(PAGE_SIZE, b"\0")
 
     def _stored_in(self, start: int, end: int) -> list[int]:
         """Page numbers with stored data in [start, end), in no particular order."""
@@ -394,8 +400,9 @@ class AddressSpace:
         while done < len(data):
             number, within = divmod(addr + done, PAGE_SIZE)
             count = min(PAGE_SIZE - within, len(data) - done)
-            page = self._pages.setdefault(number, bytearray(PAGE_SIZE))
+            page = bytearray(self._pages.get(number, bytes(PAGE_SIZE)))
             page[within : within + count] = view[done : done + count]
+            self._pages[number] = bytes(page)
             done += count
 
     def set_brk_base(self, addr: int) -> None:
@@ -606,9 +613,7 @@ class AddressSpace:
             # A duplicate of a shared mapping starts with the source's contents; with one
             # process the two then diverge, as MAP_SHARED anonymous memory does here.
             source_end = min(addr + new_len, vma.end)
-            pages = {
-                n + shift: bytearray(self._pages[n]) for n in self._stored_in(addr, source_end)
-            }
+            pages = {n + shift: self._pages[n] for n in self._stored_in(addr, source_end)}
         else:
             pages = {n + shift: self._pages.pop(n) for n in self._stored_in(addr, addr + old_len)}
             if not flags & MREMAP_DONTUNMAP:

@@ -35,6 +35,10 @@ from legorun.rpc.messages import (
     ExecRequest,
     ExitRequest,
     FileReadRequest,
+    ForkClaimRequest,
+    ForkReleaseRequest,
+    ForkReply,
+    ForkRequest,
     MadviseRequest,
     MmapRequest,
     MmReply,
@@ -87,6 +91,16 @@ class MemoryManager:
         """`storage` sends an M2S request to the storage manager and returns its reply."""
         self._storage = storage
         self._spaces: dict[int, AddressSpace] = {}
+        # Fork snapshots not yet claimed by their child, by token.
+        self._snapshots: dict[int, AddressSpace] = {}
+        self._next_token = 1
+        # Address spaces of processes that exited or exec'ed, freed when the next process
+        # is made (fork, exec) instead of on the way out. An embedded memory manager is
+        # copied by the host fork of its processor, and freeing a space whose pages the
+        # host still shares copy-on-write with another process costs a host page fault per
+        # page (CPython writes each object's reference count): a forked child that execs
+        # or exits must not pay that for the snapshot it got.
+        self._retired: list[AddressSpace] = []
 
     def handlers(self) -> dict[Opcode, Callable[[Any], Any]]:
         return {
@@ -94,6 +108,9 @@ class MemoryManager:
             Opcode.P2M_PCACHE_MISS: self.handle_p2m_pcache_miss,
             Opcode.P2M_WRITEBACK: self.handle_p2m_writeback,
             Opcode.P2M_EXIT: self.handle_p2m_exit,
+            Opcode.P2M_FORK: self.handle_p2m_fork,
+            Opcode.P2M_FORK_CLAIM: self.handle_p2m_fork_claim,
+            Opcode.P2M_FORK_RELEASE: self.handle_p2m_fork_release,
             Opcode.P2M_BRK: self.handle_p2m_brk,
             Opcode.P2M_MMAP: self.handle_p2m_mmap,
             Opcode.P2M_MUNMAP: self.handle_p2m_munmap,
@@ -123,6 +140,7 @@ class MemoryManager:
     # ------------------------------------------------------------ exec
 
     def handle_p2m_execve(self, req: ExecRequest) -> ExecReply:
+        self._retired.clear()
         path, argv, shown = req.path, req.argv, req.execfn
         for _ in range(MAX_NESTING + 1):
             try:
@@ -171,8 +189,10 @@ class MemoryManager:
             stack.sp - (STACK_TOP - STACK_SIZE),
         )
         space.set_brk_base(image.end)
+        self._retire(req.pid)
         self._spaces[req.pid] = space
         return ExecReply(
+            program=path,
             entry=entry,
             load_bias=image.load_bias,
             sp=stack.sp,
@@ -206,7 +226,37 @@ class MemoryManager:
         return image
 
     def handle_p2m_exit(self, req: ExitRequest) -> StatusReply:
-        self._spaces.pop(req.pid, None)
+        self._retire(req.pid)
+        return StatusReply()
+
+    def _retire(self, pid: int) -> None:
+        space = self._spaces.pop(pid, None)
+        if space is not None:
+            self._retired.append(space)
+
+    # ------------------------------------------------------------ fork
+
+    def handle_p2m_fork(self, req: ForkRequest) -> ForkReply:
+        """Snapshot the parent's address space copy-on-write (pages are shared until either
+        side writes) and keep it until the child claims it."""
+        self._retired.clear()
+        space = self._spaces.get(req.pid)
+        if space is None:
+            return ForkReply(status=Errno.ESRCH)
+        token = self._next_token
+        self._next_token += 1
+        self._snapshots[token] = space.copy()
+        return ForkReply(token=token)
+
+    def handle_p2m_fork_claim(self, req: ForkClaimRequest) -> StatusReply:
+        snapshot = self._snapshots.pop(req.token, None)
+        if snapshot is None:
+            return StatusReply(status=Errno.ESRCH)
+        self._spaces[req.pid] = snapshot
+        return StatusReply()
+
+    def handle_p2m_fork_release(self, req: ForkReleaseRequest) -> StatusReply:
+        self._snapshots.pop(req.token, None)
         return StatusReply()
 
     # ------------------------------------------------------------ ExCache traffic

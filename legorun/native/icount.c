@@ -11,6 +11,10 @@
  * The hook also keeps the address of the running block, so that events raised while it runs
  * (ExCache misses, syscalls) can be attributed to code, and calls a tick function every so
  * many instructions so that samplers see time pass during pure computation.
+ *
+ * With several guest threads it also ends the running thread's time slice: once the count
+ * reaches `preempt_at` it asks Unicorn to stop (after the current block), so a thread
+ * switch happens after a fixed number of instructions and a run can be replayed exactly.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,6 +30,7 @@ typedef struct {
 
 typedef uint32_t (*decode_fn)(uint64_t address, uint32_t size);
 typedef void (*tick_fn)(void);
+typedef int (*emu_stop_fn)(void *uc);
 
 /* Shared with Python (legorun/processor/icount.py mirrors this layout with ctypes). */
 typedef struct {
@@ -38,6 +43,9 @@ typedef struct {
     uint64_t capacity;     /* a power of two, or 0 before the first block */
     uint64_t used;
     uint64_t decodes;      /* calls of decode (distinct blocks seen) */
+    uint64_t preempt_at;   /* stop the CPU once instructions reach this; UINT64_MAX: never */
+    emu_stop_fn emu_stop;  /* uc_emu_stop, passed in: this file does not link Unicorn */
+    uint64_t preemptions;  /* stops requested through preempt_at */
 } icount_t;
 
 static inline uint64_t block_hash(uint64_t address)
@@ -98,7 +106,6 @@ static __attribute__((noinline)) uint32_t new_block(icount_t *c, uint64_t addres
 
 void icount_block(void *uc, uint64_t address, uint32_t size, void *user_data)
 {
-    (void)uc;
     icount_t *c = user_data;
     uint32_t count;
     c->block = address;
@@ -111,6 +118,11 @@ void icount_block(void *uc, uint64_t address, uint32_t size, void *user_data)
     c->instructions += count;
     if (c->instructions >= c->next_tick)
         c->tick();
+    if (c->instructions >= c->preempt_at) {
+        c->preempt_at = UINT64_MAX;
+        c->preemptions++;
+        c->emu_stop(uc);
+    }
 }
 
 /* Free the table (when the counter goes away); the next block starts a new one. */

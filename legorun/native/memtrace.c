@@ -349,6 +349,14 @@ memtrace *memtrace_open(int fd, const uint64_t *bounds, size_t nranges, void *re
     return t;
 }
 
+/* Write what is buffered (before a fork: the child must not inherit it and write it again);
+ * returns 0 or the errno of a failed write. */
+int memtrace_flush(memtrace *t)
+{
+    flush_buffer(t);
+    return t->error;
+}
+
 /* Write what is buffered and free the trace; returns 0 or the errno of a failed write. */
 int memtrace_close(memtrace *t)
 {

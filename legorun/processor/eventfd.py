@@ -21,7 +21,7 @@ EFD_NONBLOCK = 0o4000
 
 class EventFd(HostFile):
     def wakeable_by_others(self) -> bool:
-        return False
+        return self.shared_by_fork
 
     def fd_link(self) -> str:
         return "anon_inode:[eventfd]"

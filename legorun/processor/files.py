@@ -72,6 +72,9 @@ class OpenFile:
     # The flock(2) lock this description holds: ((st_dev, st_ino) of the file, LOCK_SH or
     # LOCK_EX), or None. Locks belong to open file descriptions, and go with them.
     flock: tuple[tuple[int, int], int] | None = None
+    # Set by fork: another process now holds this description too (the far end of a pipe
+    # the guest made, say), so a wait on it can be ended by someone else.
+    shared_by_fork = False
 
     def __init__(self, flags: int) -> None:
         self.flags = flags

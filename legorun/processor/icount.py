@@ -8,6 +8,9 @@ count for every later execution.
 
 A block is counted when it starts, so a block left early by a fault counts whole. String
 instructions with a `rep` prefix count once per iteration, as QEMU (and cachegrind) run them.
+
+The same hook ends a thread's time slice (`preempt_after`): it stops the CPU once a number
+of instructions has run, so that thread switches fall on the same instruction in every run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Callable
 
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from unicorn import UC_HOOK_BLOCK
+from unicorn.unicorn_py3.unicorn import uclib
 
 from legorun.cache.excache import ExCache, GuestFault
 from legorun.native import function_pointer, native_library
@@ -41,6 +45,9 @@ class _NativeState(ctypes.Structure):
         ("capacity", ctypes.c_uint64),
         ("used", ctypes.c_uint64),
         ("decodes", ctypes.c_uint64),
+        ("preempt_at", ctypes.c_uint64),
+        ("emu_stop", ctypes.c_void_p),
+        ("preemptions", ctypes.c_uint64),
     ]
 
 
@@ -57,7 +64,9 @@ class InstructionCounter:
         # Both callbacks are kept alive here: C holds their pointers.
         self._decode_fn = DECODE_FN(self._decode)
         self._tick_fn = TICK_FN(self._on_tick)
-        self._state = _NativeState(next_tick=NEVER, decode=self._decode_fn, tick=self._tick_fn)
+        self._state = _NativeState(next_tick=NEVER, decode=self._decode_fn, tick=self._tick_fn,
+                                   preempt_at=NEVER,
+                                   emu_stop=ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p))
         self._state_pointer = ctypes.pointer(self._state)
         self._release = native_library().icount_release
         cpu.add_hook(UC_HOOK_BLOCK, function_pointer("icount_block"),
@@ -89,6 +98,19 @@ class InstructionCounter:
             raise ValueError(f"tick period must be positive, got {period}")
         self._tick, self._tick_period = callback, period
         self._state.next_tick = self._state.instructions + period
+
+    def preempt_after(self, instructions: int) -> None:
+        """Stop the CPU (after the block running then) once `instructions` more have run;
+        replaces any earlier request."""
+        self._state.preempt_at = self._state.instructions + max(instructions, 1)
+
+    def cancel_preemption(self) -> None:
+        self._state.preempt_at = NEVER
+
+    @property
+    def preemptions(self) -> int:
+        """How many times a time slice ran out."""
+        return self._state.preemptions
 
     def _on_tick(self) -> None:
         self._state.next_tick = self._state.instructions + self._tick_period

@@ -7,8 +7,9 @@ end is closed, EPIPE once every read end is, and readiness for poll, select and 
 guest's O_NONBLOCK decides whether an operation that cannot go on fails or waits: see
 `hostfile.HostFile`.
 
-Only this process holds the host pipe, so while the guest itself holds the other end nobody
-else can ever empty or fill it: an endless wait on it is a deadlock (see `wait`).
+Until a fork shares it, only this process holds the host pipe, so while the guest itself
+holds the other end nobody else can ever empty or fill it: an endless wait on it is a
+deadlock (see `wait`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class PipeEnd(HostFile):
     """One end of a pipe: O_RDONLY for the read end, O_WRONLY for the write end."""
 
     def wakeable_by_others(self) -> bool:
-        return False
+        return self.shared_by_fork
 
     def fd_link(self) -> str:
         return f"pipe:[{os.fstat(self.fd).st_ino}]"

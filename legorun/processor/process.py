@@ -70,11 +70,8 @@ class ProcessState:
     egid: int = field(default_factory=os.getegid)
     umask: int = 0o022
     rlimits: dict[int, tuple[int, int]] = field(default_factory=default_rlimits)
-    sigactions: dict[int, SignalAction] = field(default_factory=dict)
-    sigmask: int = 0
-    clear_child_tid: int = 0
-    altstack: tuple[int, int, int] = (0, 2, 0)  # sigaltstack: sp, flags (SS_DISABLE), size
-    robust_list: tuple[int, int] = (0, 0)
+    sigactions: dict[int, SignalAction] = field(default_factory=dict)  # per-thread signal
+    # state (mask, pending, alternate stack) is in threads.py
     start_monotonic: float = field(default_factory=time.monotonic)
     prctl: dict[int, int | bytes] = field(default_factory=dict)  # PR_GET_* -> value set
 
@@ -82,7 +79,3 @@ class ProcessState:
     def comm(self) -> bytes:
         """The task name: the program file's base name, cut to TASK_COMM_LEN - 1 bytes."""
         return self.exe.rsplit("/", 1)[-1].encode()[:15]
-
-    @property
-    def tid(self) -> int:
-        return self.pid

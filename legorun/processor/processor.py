@@ -6,33 +6,29 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import time
 from dataclasses import dataclass
-from typing import Sequence
-
-from unicorn import UcError
-from unicorn.unicorn_const import (
-    UC_ERR_FETCH_PROT,
-    UC_ERR_FETCH_UNALIGNED,
-    UC_ERR_FETCH_UNMAPPED,
-    UC_ERR_INSN_INVALID,
-    UC_ERR_READ_PROT,
-    UC_ERR_READ_UNALIGNED,
-    UC_ERR_READ_UNMAPPED,
-    UC_ERR_WRITE_PROT,
-    UC_ERR_WRITE_UNALIGNED,
-    UC_ERR_WRITE_UNMAPPED,
-)
+from typing import NoReturn, Sequence
 
 from legorun.cache.excache import ExCache
 from legorun.config import MachineConfig
-from legorun.errors import LegorunError, LoaderError, ProgramNotFound
+from legorun.errors import LoaderError, ProgramNotFound
 from legorun.processor.clock import ModelledClock
 from legorun.processor.cpu import Cpu
+from legorun.processor.execve import ExecImage, exec_program, start_new_program
+from legorun.processor.faultaddr import FaultAddress
 from legorun.processor.fdtable import FdTable
+from legorun.processor.children import Children
+from legorun.processor.fork import fork_process
+from legorun.processor.futexes import FutexTable
+from legorun.processor.hostsignals import HostSignals
 from legorun.processor.icount import InstructionCounter
 from legorun.processor.files import HostStream
 from legorun.processor.memory_client import MemoryClient
 from legorun.processor.process import FatalSignal, ProcessExit, ProcessState
+from legorun.processor.scheduler import Scheduler
+from legorun.processor.signals import Signals
+from legorun.processor.threads import ThreadGroup
 from legorun.processor.uaccess import UserMemory
 from legorun.rpc.messages import ExecReply, ExecRequest, ExitRequest
 from legorun.rpc.stats import RpcStats
@@ -43,15 +39,6 @@ from syscalls.dispatch import Dispatcher
 from syscalls.errno import Errno, strerror
 from syscalls.table import SyscallTable
 
-SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV = 4, 5, 7, 8, 11
-MEMORY_FAULTS = {
-    UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_PROT,
-    UC_ERR_WRITE_PROT, UC_ERR_FETCH_PROT,
-}
-UNALIGNED = {UC_ERR_READ_UNALIGNED, UC_ERR_WRITE_UNALIGNED, UC_ERR_FETCH_UNALIGNED}
-# x86 exception vectors -> the signal Linux sends for them.
-VECTOR_SIGNALS = {0: SIGFPE, 1: SIGTRAP, 3: SIGTRAP, 4: SIGSEGV, 5: SIGSEGV, 6: SIGILL,
-                  13: SIGSEGV, 14: SIGSEGV, 16: SIGFPE, 17: SIGBUS, 19: SIGFPE}
 HWCAP_X86 = 0x078BFBFF  # AT_HWCAP: CPUID.1:EDX as the kernel reports it (fpu..sse2)
 
 
@@ -88,21 +75,50 @@ class Processor:
                                config.excache_policy, config.seed)
         self.vm.attach(self.excache)
         # The transport's RPC accounting is the clock's remote time; counting instructions
-        # costs a block hook, so it is added only when asked for (before the guest runs).
-        counter = InstructionCounter(self.cpu, self.excache) if config.count_instructions else None
-        self.clock = ModelledClock(config.clock_hz, config.cpi, rpc_stats, counter)
+        # costs a block hook, so it is added only when asked for (before the guest runs) or
+        # when a second thread needs time slices.
+        self._counter = (InstructionCounter(self.cpu, self.excache)
+                         if config.count_instructions else None)
+        self.clock = ModelledClock(config.clock_hz, config.cpi, rpc_stats, self._counter)
         self.fds = FdTable()
+        self.host_signals = HostSignals(self.cpu.uc)
+        self.futexes = FutexTable()
         self.dispatcher: Dispatcher | None = None
+        self.threads: ThreadGroup | None = None  # these three once the program is loaded
+        self.signals: Signals | None = None
+        self.scheduler: Scheduler | None = None
         self.load_bias = 0  # of the running program: symbolizers add it to ELF addresses
+        self.state: ProcessState | None = None  # once the first program is loaded
+        self.forked = False  # this process is a child of another emulated process
+        self.vfork_parent: int | None = None  # see fork.py: closed at exec or exit
+        self.children = Children(transport)  # those it forked and has not reaped yet
 
-    def exec(self, path: str, argv: list[bytes], envp: list[bytes], execfn: bytes,
-             cwd: str) -> tuple[int, int, ProcessState]:
-        """Ask the memory manager to build the address space; returns (entry, sp, state)."""
-        reply: ExecReply = self._transport.call(ExecRequest(
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        return self._instruments
+
+    def request_image(self, path: str, argv: list[bytes], envp: list[bytes], execfn: bytes,
+                      cwd: str) -> ExecReply:
+        """Ask the memory manager to build the address space of the program at `path`."""
+        return self._transport.call(ExecRequest(
             pid=self.pid, path=path, argv=tuple(argv), envp=tuple(envp), execfn=execfn,
             uid=os.getuid(), euid=os.geteuid(), gid=os.getgid(), egid=os.getegid(),
             hwcap=HWCAP_X86, random=os.urandom(16), sysroot=self._config.sysroot, cwd=cwd,
         ))
+
+    def adopt_image(self, reply: ExecReply) -> None:
+        """The memory manager built a new address space: nothing of the old one stays."""
+        self.vm.exec_done(reply)
+        self.load_bias = reply.load_bias
+
+    def exec(self, path: str, argv: list[bytes], envp: list[bytes], execfn: bytes,
+             cwd: str) -> tuple[int, int, ProcessState]:
+        """Load the first program; returns (entry, sp, state)."""
+        reply = self.request_image(path, argv, envp, execfn, cwd)
         if reply.status == Errno.ENOEXEC:
             raise LoaderError(reply.detail)
         if reply.status == Errno.ENOENT:
@@ -110,10 +126,9 @@ class Processor:
                                   else f"{path}: {strerror(reply.status)}")
         if reply.status:
             raise LoaderError(f"{path}: {strerror(reply.status)}")
-        self.vm.exec_done(reply)
-        self.load_bias = reply.load_bias
-        state = ProcessState(pid=self.pid, exe=path, cwd=cwd, argv=tuple(argv), envp=tuple(envp),
-                             stack_start=reply.sp)
+        self.adopt_image(reply)
+        state = ProcessState(pid=self.pid, exe=reply.program or path, cwd=cwd, argv=tuple(argv),
+                             envp=tuple(envp), stack_start=reply.sp)
         return reply.entry, reply.sp, state
 
     def run(self, path: str, argv: list[bytes], envp: list[bytes], execfn: bytes,
@@ -125,6 +140,9 @@ class Processor:
                 self._prepare(state)
                 exit = self._execute(entry, sp)
             finally:
+                if self.scheduler is not None:
+                    self.scheduler.shutdown()
+                self.host_signals.close()
                 self._transport.call(ExitRequest(self.pid))
             return exit
         finally:
@@ -132,41 +150,82 @@ class Processor:
 
     def _prepare(self, state: ProcessState) -> None:
         """Standard descriptors, the syscall dispatcher and the instruments' hooks."""
+        self.state = state
         for fd in (0, 1, 2):
             try:  # the guest inherits legorun's own descriptors, flags and all
                 flags = fcntl.fcntl(fd, fcntl.F_GETFL)
             except OSError:
                 continue
             self.fds.install(fd, HostStream(fd, flags))
+        mem = UserMemory(self.excache)
+        table = SyscallTable.build()
+        self.threads = ThreadGroup(self.pid, self._dispatch)
+        self.signals = Signals(self.cpu, mem, state, self.threads, self.host_signals)
+        self.scheduler = Scheduler(self.cpu, self.excache, self._mapped,
+                                   FaultAddress(self.cpu, mem.read), self.signals,
+                                   self.futexes, self._instruction_counter, self._config.seed)
         context = SyscallContext(
-            mem=UserMemory(self.excache), vm=self.vm, storage=self._transport, fds=self.fds,
-            proc=state, cpu=self.cpu, warn=self._warn,
+            mem=mem, vm=self.vm, storage=self._transport, fds=self.fds,
+            proc=state, cpu=self.cpu, warn=self._warn, process=self, threads=self.threads,
+            signals=self.signals, futexes=self.futexes,
         )
-        self.dispatcher = Dispatcher(SyscallTable.build(), context, self._warn)
-        self.cpu.set_syscall_handler(self.dispatcher)
+        self.dispatcher = Dispatcher(table, context, self._warn)
+        self.cpu.set_syscall_handler(self.scheduler.syscall)
         for instrument in self._instruments:
             instrument.attach(self)
 
+    def _dispatch(self, nr: int, args: tuple[int, ...]) -> int:
+        """Where every thread's syscalls go (on the thread's runner)."""
+        assert self.dispatcher is not None
+        return self.dispatcher(nr, args)
+
+    def _mapped(self, addr: int) -> bool:
+        return self.vm.lookup(addr) is not None
+
+    def _instruction_counter(self) -> InstructionCounter:
+        """The instruction counter, added now if the run did not ask for one."""
+        if self._counter is None:
+            self._counter = InstructionCounter(self.cpu, self.excache)
+        return self._counter
+
     def _execute(self, entry: int, sp: int) -> Exit:
         try:
-            self.cpu.run(entry, sp)
+            self._run_programs(entry, sp)
         except ProcessExit as done:
             return Exit(status=done.status)
         except FatalSignal as fatal:
             return Exit(signal=fatal.signal)
-        except UcError as error:
-            if self.excache.error is not None:
-                raise self.excache.error from None
-            if self.excache.fault is not None or error.errno in MEMORY_FAULTS:
-                return Exit(signal=SIGSEGV)
-            if error.errno in UNALIGNED:
-                return Exit(signal=SIGBUS)
-            if error.errno == UC_ERR_INSN_INVALID:
-                return Exit(signal=SIGILL)
-            raise LegorunError(f"CPU stopped at {self.cpu.pc:#x}: {error}") from None
-        if self.cpu.exception is not None:
-            return Exit(signal=VECTOR_SIGNALS.get(self.cpu.exception.vector, SIGSEGV))
-        raise LegorunError(f"CPU stopped unexpectedly at {self.cpu.pc:#x}")
+
+    def _run_programs(self, entry: int, sp: int) -> NoReturn:
+        """Run the guest until it ends; after a successful execve the new program starts on
+        the same CPU."""
+        assert self.scheduler is not None
+        start_new_program(self.cpu, entry, sp)
+        while True:
+            try:
+                self.scheduler.run()
+            except ExecImage as image:
+                start_new_program(self.cpu, image.entry, image.sp)
+
+    # ------------------------------------------------------------ processes (SyscallContext.process)
+
+    def fork(self, vfork: bool) -> int:
+        """A child process: its pid here, 0 in the child (see fork.py)."""
+        return fork_process(self, vfork)
+
+    def become_child(self, pid: int, parent: int) -> None:
+        """In a new child, whose snapshot the memory manager holds under `pid`."""
+        assert self.state is not None
+        self.forked = True
+        self.pid = self.vm.pid = self.state.pid = pid
+        assert self.threads is not None
+        self.threads.keep_only_current(pid)  # only the forking thread lives on
+        self.state.ppid = parent
+        self.state.start_monotonic = time.monotonic()
+
+    def execve(self, path: str, argv: list[bytes], envp: list[bytes], execfn: bytes) -> NoReturn:
+        """Replace the running program (see execve.py); raises ExecImage or SyscallError."""
+        exec_program(self, path, argv, envp, execfn)
 
 
 class Warn:

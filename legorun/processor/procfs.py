@@ -377,7 +377,7 @@ def _stat(ctx: SyscallContext) -> bytes:
         int(times.user * CLOCK_TICKS), int(times.system * CLOCK_TICKS), 0, 0, 20, 0, 1, 0,
         _start_ticks(ctx), sizes.total * PAGE_SIZE, sizes.resident,
         ctx.proc.rlimits[RLIMIT_RSS][0], code_start, code_end, ctx.proc.stack_start, 0, 0,
-        0, ctx.proc.sigmask, ignored, caught, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0,
+        0, ctx.threads.current.sigmask, ignored, caught, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0,
         data_start, data_end, sizes.start_brk, arg_start, arg_end, env_start, env_end, 0,
     ]
     text = " ".join(str(field) for field in fields[2:])
@@ -419,9 +419,11 @@ def _status(ctx: SyscallContext) -> bytes:
         f"VmPin:\t{kb(0)}", f"VmHWM:\t{kb(sizes.resident)}", f"VmRSS:\t{kb(sizes.resident)}",
         f"VmData:\t{kb(sizes.data)}", f"VmStk:\t{kb(sizes.stack)}",
         f"VmExe:\t{kb(sizes.text)}", f"VmLib:\t{kb(sizes.libs)}", f"VmPTE:\t{kb(0)}",
-        f"VmSwap:\t{kb(0)}", "Threads:\t1",
+        f"VmSwap:\t{kb(0)}", f"Threads:\t{len(ctx.threads)}",
         f"SigQ:\t0/{proc.rlimits[RLIMIT_SIGPENDING][0]}",
-        f"SigPnd:\t{0:016x}", f"ShdPnd:\t{0:016x}", f"SigBlk:\t{proc.sigmask:016x}",
+        f"SigPnd:\t{ctx.threads.current.pending.mask:016x}",
+        f"ShdPnd:\t{ctx.signals.shared.mask:016x}",
+        f"SigBlk:\t{ctx.threads.current.sigmask:016x}",
         f"SigIgn:\t{ignored:016x}", f"SigCgt:\t{caught:016x}", *_host_capabilities(),
         f"NoNewPrivs:\t{int(proc.prctl.get(PR_GET_NO_NEW_PRIVS, 0))}", "Seccomp:\t0",
         "Cpus_allowed:\t1", "Cpus_allowed_list:\t0", "Mems_allowed_list:\t0",

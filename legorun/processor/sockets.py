@@ -132,7 +132,7 @@ class Socket(HostFile):
             peer_pid = struct.unpack("<i", self.getsockopt(SOL_SOCKET, SO_PEERCRED, 12)[:4])[0]
         except SyscallError:
             return True
-        return peer_pid != os.getpid()
+        return peer_pid != os.getpid() or self.shared_by_fork
 
     def fd_link(self) -> str:
         return f"socket:[{os.fstat(self.fd).st_ino}]"

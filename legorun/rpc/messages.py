@@ -26,10 +26,13 @@ class Opcode(IntEnum):
     P2M_BRK = 12
     P2M_MREMAP = 25
     P2M_MADVISE = 28
+    P2M_FORK = 57
     P2M_EXECVE = 59
     P2M_PCACHE_MISS = 0x1000
     P2M_WRITEBACK = 0x1001
     P2M_EXIT = 0x1002
+    P2M_FORK_CLAIM = 0x1003
+    P2M_FORK_RELEASE = 0x1004
     # processor -> storage
     P2S_OPEN = 0x2000
     P2S_READ = 0x2001
@@ -105,6 +108,7 @@ class ExecReply:
 
     status: int = 0
     detail: str = ""
+    program: str = ""  # the file whose image was loaded: a #! script's interpreter
     entry: int = 0
     load_bias: int = 0  # what was added to the program's ELF addresses (ET_DYN)
     sp: int = 0
@@ -144,6 +148,41 @@ class WritebackRequest(Request):
 class ExitRequest(Request):
     OPCODE = Opcode.P2M_EXIT
     pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForkRequest(Request):
+    """Take a copy-on-write snapshot of pid's address space for a child about to be made.
+
+    The child does not exist yet (its pid is not known), so the snapshot waits under a token
+    until the child claims it."""
+
+    OPCODE = Opcode.P2M_FORK
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForkReply:
+    status: int = 0
+    token: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ForkClaimRequest(Request):
+    """The new child takes the snapshot `token` as its own address space, under `pid`."""
+
+    OPCODE = Opcode.P2M_FORK_CLAIM
+    token: int
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForkReleaseRequest(Request):
+    """The parent is done with snapshot `token`: drop it if nobody claimed it (the fork
+    failed, or this memory manager is the parent's own copy in an embedded machine)."""
+
+    OPCODE = Opcode.P2M_FORK_RELEASE
+    token: int
 
 
 @dataclass(frozen=True, slots=True)

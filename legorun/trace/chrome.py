@@ -106,6 +106,17 @@ class TraceFile:
         elif self._file is not None:
             self._file.write(line + ",\n")
 
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def abandon(self) -> None:
+        """Write nothing more (a forked child's copy of the parent's trace)."""
+        if self._file is not None:
+            self._file.close()  # this process's copy of the descriptor; nothing is buffered
+            self._file = None
+        self._held = None
+
     def finish(self, last: str) -> None:
         """Write the last event and close the array."""
         if self._file is None:
@@ -173,6 +184,13 @@ class ChromeTrace:
         now = to_ns(self._clock.now_s())
         self._rate_since_ns = now
         self._sample(now)
+
+    def prepare_fork(self) -> None:
+        self._file.flush()
+
+    def forked(self, pid: int) -> None:
+        """--trace names one file, the top-level process's: a child writes nothing."""
+        self._file.abandon()
 
     def close(self, exit: Exit | None) -> None:
         if self._on_rpc in self._run.transport.observers:

@@ -71,6 +71,12 @@ class CodeLog:
             begin, end = self._ranges[0].start, self._ranges[-1].end - 1  # inclusive
         self._cpu.add_hook(UC_HOOK_BLOCK, self._hook, None, begin, end)
 
+    def prepare_fork(self) -> None:
+        """Nothing buffered: every line goes to the log when its block runs."""
+
+    def forked(self, pid: int) -> None:
+        """The log decides where a child's lines go."""
+
     def close(self, exit: Exit | None) -> None:
         """Nothing buffered: every line went to the log when its block ran."""
 

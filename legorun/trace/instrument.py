@@ -33,6 +33,15 @@ class Instrument(Protocol):
     def attach(self, processor: Processor) -> None:
         """Add hooks and observers; called once, after exec and before the guest runs."""
 
+    def prepare_fork(self) -> None:
+        """Write out anything buffered: a forked child must not inherit it and write it
+        again."""
+
+    def forked(self, pid: int) -> None:
+        """In a forked child, whose pid is `pid`: carry on into outputs named with the pid
+        (patterns with %p, stderr), and stop writing an output with a fixed name, which
+        belongs to the parent."""
+
     def close(self, exit: Exit | None) -> None:
         """Finish the output; exit is None if the run failed inside legorun."""
 
@@ -40,6 +49,16 @@ class Instrument(Protocol):
 def expand_pid(pattern: str, pid: int) -> str:
     """File names as valgrind and qemu take them: %p is the process id."""
     return pattern.replace("%p", str(pid))
+
+
+def prepare_instruments_for_fork(instruments: Sequence[Instrument]) -> None:
+    for instrument in instruments:
+        instrument.prepare_fork()
+
+
+def fork_instruments(instruments: Sequence[Instrument], pid: int) -> None:
+    for instrument in instruments:
+        instrument.forked(pid)
 
 
 def close_instruments(instruments: Sequence[Instrument], exit: Exit | None) -> None:

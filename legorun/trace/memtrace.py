@@ -46,7 +46,8 @@ COMPARE_AND_SWAP = frozenset((X86_INS_CMPXCHG, X86_INS_CMPXCHG8B, X86_INS_CMPXCH
 class MemoryTrace:
     def __init__(self, pattern: Path, pid: int, program: Path,
                  address_filter: AddressFilter) -> None:
-        self._path = expand_pid(str(pattern), pid)
+        self._pattern = str(pattern)
+        self._path = expand_pid(self._pattern, pid)
         self._program = program
         self._filter = address_filter
         self._state: int | None = None
@@ -103,6 +104,28 @@ class MemoryTrace:
             self._cpu.error = error
             self._cpu.uc.emu_stop()
             return 0
+
+    def prepare_fork(self) -> None:
+        if self._state is not None:
+            lib = native_library()
+            lib.memtrace_flush.argtypes = (ctypes.c_void_p,)
+            lib.memtrace_flush(self._state)
+
+    def forked(self, pid: int) -> None:
+        """The compiled hooks keep writing to the same descriptor number: it is pointed at
+        the child's own file (%p in the name), or at /dev/null when the file is the
+        parent's."""
+        if "%p" in self._pattern:
+            self._path = expand_pid(self._pattern, pid)
+            target = self._path
+        else:
+            target = os.devnull
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        except OSError as error:
+            raise LegorunError(f"--trace-mem {target}: {error.strerror}") from None
+        os.dup2(fd, self._fd)
+        os.close(fd)
 
     def close(self, exit: Exit | None) -> None:
         error = 0

@@ -1,11 +1,13 @@
-"""--strace: one line per syscall in the shared trace log, `PID name(args) = result`.
+"""--strace: one line per syscall in the shared trace log, `TID name(args) = result` (the
+calling thread's id, the pid for the main thread, as qemu -strace prints it).
 
 Arguments the call reads (paths, buffers it writes out, structs passed in) are captured
 before the handler runs, since the call may change them; arguments it fills (read buffers,
 stat structs) are decoded after it returned, and only when it succeeded. exit and
 exit_group never return, so their line is written on entry with `= ?`; a call that ends the
 process by a signal is finished with `= ?` when the run closes. The run's end is
-`+++ exited with N +++` or `+++ killed by SIGSEGV +++`, as strace writes it.
+`+++ exited with N +++` or `+++ killed by SIGSEGV +++`, as strace writes it. A call that
+blocks lets other threads make calls: its line is written when it returns.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from syscalls.table import SyscallEntry
 
 if TYPE_CHECKING:
     from legorun.processor.processor import Exit, Processor
+    from legorun.processor.threads import Thread, ThreadGroup
 
 RAW_ARGUMENTS = 6
 # What a syscall nobody described shows: its six registers in hex.
@@ -55,23 +58,32 @@ class SyscallTrace:
         self._log = log
         self._pid = 0
         self._guest: GuestReader | None = None
-        self._pending: _PendingCall | None = None
+        self._threads: ThreadGroup | None = None
+        self._pending: dict[Thread, _PendingCall] = {}  # by calling thread
 
     # ------------------------------------------------------------ Instrument
 
     def attach(self, processor: Processor) -> None:
         assert processor.dispatcher is not None
         self._pid = processor.pid
+        self._threads = processor.threads
         # The same user-access path the handlers use, so a line is loaded exactly as the
         # handler would load it and a bad pointer is a GuestFault, never a host crash.
         self._guest = GuestReader(UserMemory(processor.excache))
         processor.dispatcher.observers.append(self)
 
+    def prepare_fork(self) -> None:
+        """Nothing buffered: lines go to the log as calls finish."""
+
+    def forked(self, pid: int) -> None:
+        # The child's first line finishes the fork call it is inside, with its result 0.
+        self._pid = pid
+
     def close(self, exit: Exit | None) -> None:
-        if self._pending is not None:  # the process ended inside this call
-            self._pending.finish(self._pending.call)
-            self._write(self._pending, "?")
-            self._pending = None
+        for thread, pending in self._pending.items():  # the process ended inside these calls
+            pending.finish(pending.call)
+            self._write(thread, pending, "?")
+        self._pending.clear()
         if exit is None:
             return
         if exit.signal:
@@ -90,18 +102,19 @@ class SyscallTrace:
         pending = _PendingCall(name, signature, call, shown)
         if signature.result is Result.NONE:
             pending.finish(call)
-            self._write(pending, "?")
+            self._write(self._caller(), pending, "?")
         else:
-            self._pending = pending
+            self._pending[self._caller()] = pending
 
     def leave(self, entry: SyscallEntry | None, nr: int, raw: tuple[int, ...],
               result: int) -> None:
-        pending, self._pending = self._pending, None
+        thread = self._caller()
+        pending = self._pending.pop(thread, None)
         if pending is None:
             return
         call = self._view(raw, result)
         pending.finish(call)
-        self._write(pending, format_result(pending.signature.result, call))
+        self._write(thread, pending, format_result(pending.signature.result, call))
 
     # ------------------------------------------------------------ lines
 
@@ -109,7 +122,11 @@ class SyscallTrace:
         assert self._guest is not None
         return CallView(self._guest, raw, result)
 
-    def _write(self, call: _PendingCall, result: str) -> None:
+    def _caller(self) -> Thread:
+        assert self._threads is not None
+        return self._threads.current
+
+    def _write(self, thread: Thread, call: _PendingCall, result: str) -> None:
         # None: an argument strace leaves out (an open mode without O_CREAT).
         arguments = ", ".join(text for text in call.shown if text is not None)
-        self._log.write(f"{self._pid} {call.name}({arguments}) = {result}")
+        self._log.write(f"{thread.tid} {call.name}({arguments}) = {result}")

@@ -12,7 +12,7 @@ import termios
 from types import ModuleType
 
 from legorun.managers import address_space, storage, vma
-from legorun.processor import files, process as process_state
+from legorun.processor import files, process as process_state, signals as delivery
 from syscalls import descriptors, flags, fs, misc, paths, process, signals, time
 
 Names = dict[int, str]
@@ -116,7 +116,7 @@ SA_FLAGS = _flags({
     0x40000000: "SA_NODEFER", 0x80000000: "SA_RESETHAND",
 })
 SA_RESTORER = 0x04000000
-SIG_HANDLERS = {0: "SIG_DFL", process.SIG_IGN: "SIG_IGN"}
+SIG_HANDLERS = {0: "SIG_DFL", delivery.SIG_IGN: "SIG_IGN"}
 SS_FLAGS = _flags(_named(signals, "SS_ONSTACK", "SS_DISABLE", "SS_AUTODISARM"))
 
 # ------------------------------------------------------------------ processes, time, misc

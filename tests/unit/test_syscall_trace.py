@@ -14,6 +14,7 @@ from legorun.managers.vma import (
     MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE,
 )
 from legorun.processor.processor import Exit
+from legorun.processor.threads import Thread
 from legorun.processor.uaccess import UserMemory
 from legorun.trace.strace import SyscallTrace
 from legorun.trace import strace_names as names
@@ -75,6 +76,7 @@ def traced():
     log = Lines()
     trace = SyscallTrace(log)  # type: ignore[arg-type]
     processor = SimpleNamespace(pid=77, excache=excache,
+                                threads=SimpleNamespace(current=Thread(77)),
                                 dispatcher=Dispatcher(TABLE, None, lambda message: None))
     trace.attach(processor)  # type: ignore[arg-type]
     assert processor.dispatcher.observers == [trace]
