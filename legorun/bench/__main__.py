@@ -46,6 +46,13 @@ from legorun.bench.runners import (
     sample_targets,
     subprocess_env,
 )
+from legorun.bench.processes import (
+    YIELD_C,
+    fork_cost,
+    processes_report,
+    thread_switch_cost,
+    threads_against_qemu,
+)
 from legorun.bench.tools import (
     CACHE_SIM_ARGS,
     SYSCALL_HEAVY_C,
@@ -155,7 +162,8 @@ def sample_binary(name: str, progress: Progress) -> Path:
     return path
 
 
-def compile_static(source: str, name: str, workdir: Path) -> Path | None:
+def compile_static(source: str, name: str, workdir: Path,
+                   flags: Sequence[str] = ()) -> Path | None:
     """Compile a helper guest with gcc -static -O2; None when there is no gcc or no static
     C library to link with."""
     if shutil.which("gcc") is None:
@@ -163,7 +171,7 @@ def compile_static(source: str, name: str, workdir: Path) -> Path | None:
     src = workdir / f"{name}.c"
     out = workdir / name
     src.write_text(source)
-    proc = subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(src)],
+    proc = subprocess.run(["gcc", "-static", "-O2", *flags, "-o", str(out), str(src)],
                           capture_output=True, check=False)
     return out if proc.returncode == 0 else None
 
@@ -424,6 +432,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             name: sample_binary(name, progress) for name in CACHE_SIM_ARGS})
         trace = trace_overhead(bench, compile_static(SYSCALL_HEAVY_C, "syscall_heavy",
                                                      bench.workdir))
+        processes = processes_report(
+            threads_against_qemu(bench, sample_binary("pthreads_wc", progress)),
+            thread_switch_cost(bench, compile_static(YIELD_C, "yield", bench.workdir,
+                                                     ("-pthread",))),
+            fork_cost(bench, sample_binary("fork_cost", progress)),
+        )
     per_miss = miss.get("seconds_per_miss")
     targets = [
         *sample_targets(results),
@@ -433,7 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         *tool_targets(cache_sim, trace),
     ]
     sys.stdout.write(report(results, miss, startup, dynamic, syscall,
-                            tool_report(cache_sim, trace), targets, bench, options.repeat,
+                            processes + tool_report(cache_sim, trace), targets, bench,
+                            options.repeat,
                             options.excache))
     progress(f"benchmark finished in {time.perf_counter() - started:.1f} s")
     if options.json is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from legorun.bench.__main__ import Bench, miss_cost_s, miss_costs, parse_args, report
+from legorun.bench.processes import FORK_LINE, processes_report
 from legorun.bench.tools import tool_report, tool_targets
 from legorun.bench.rawunicorn import ENOMEM, RawMachine, RawUnicornError, load_static, page_ranges
 from legorun.loader.elf import ET_EXEC, LoadedImage, Segment
@@ -297,3 +298,22 @@ def test_tool_targets_and_report():
     text = "\n".join(tool_report(cache_sim, trace))
     assert "ratio 4.50x" in text and "2.50x of plain" in text
     assert tool_report({}, {}) == [] and tool_targets({}, {}) == []
+
+
+def test_processes_report():
+    threads = {"program": "pthreads_wc (4 threads)", "times_s": {"native": 0.01, "legorun": 0.4,
+                                                                 "qemu": 0.04},
+               "legorun/qemu": 10.0}
+    fork = {"native": {"fork_ms": 1.0, "fork_exit_wait_ms": 2.0},
+            "legorun": {"fork_ms": 3.0, "fork_exit_wait_ms": 9.5}}
+    text = "\n".join(processes_report(threads, 17e-6, fork))
+    assert "legorun/qemu     10.00x" in text
+    assert "17.00 us" in text
+    assert "legorun          fork 3.00 ms, fork+exit+wait 9.50 ms" in text
+    assert processes_report({}, None, {}) == []
+
+
+def test_fork_line_matches_the_sample_output():
+    match = FORK_LINE.search(b"fork_cost: 64 MiB touched, 10 forks\n"
+                             b"fork 0.96 ms, fork+exit+wait 1.93 ms (mean)\n")
+    assert match is not None and match.groups() == (b"0.96", b"1.93")
