@@ -111,3 +111,16 @@ def test_script_with_missing_interpreter(e2e, tmp_path):
     assert lego.status == 127
     (line,) = lego.stderr.decode().splitlines()
     assert line.startswith("legorun: ") and "/nonexistent/interpreter" in line
+
+
+def test_sqlite3_matches_native(e2e, tmp_path):
+    sqlite3 = _host("sqlite3")
+    script = (b"create table t(k integer primary key, v text);\n"
+              b"with recursive n(i) as (select 1 union all select i + 1 from n where i < 2000)\n"
+              b"insert into t select i, hex(i * 7919) from n;\n"
+              b"select count(*), sum(k), min(v), max(v) from t;\n"
+              b"select v from t where k % 250 = 0 order by v desc;\n")
+    native = e2e.run_native(sqlite3, [str(tmp_path / "native.db")], cwd=tmp_path, stdin=script)
+    lego = e2e.run_legorun(sqlite3, [str(tmp_path / "lego.db")], cwd=tmp_path, stdin=script,
+                           options=["--excache", "1M", "--assoc", "4"])
+    e2e.assert_same(native, lego, "sqlite3 with a 1M ExCache")
