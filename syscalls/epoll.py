@@ -14,7 +14,7 @@ from syscalls.args import Fd, Int, Ptr, Size
 from syscalls.context import SyscallContext
 from syscalls.errno import Errno, SyscallError
 from syscalls.paths import fd_file
-from syscalls.poll import check_sigmask
+from syscalls.poll import sigmask_during
 from syscalls.time import read_timespec
 
 EPOLL_CLOEXEC = 0o2000000
@@ -73,12 +73,12 @@ def sys_epoll_wait(ctx: SyscallContext, epfd: Fd, events: Ptr, maxevents: Int,
 
 def sys_epoll_pwait(ctx: SyscallContext, epfd: Fd, events: Ptr, maxevents: Int, timeout: Int,
                     sigmask: Ptr, sigsetsize: Size) -> int:
-    check_sigmask(ctx, sigmask, sigsetsize)
-    return _wait(ctx, epfd, events, maxevents, _ms(timeout))
+    with sigmask_during(ctx, sigmask, sigsetsize):
+        return _wait(ctx, epfd, events, maxevents, _ms(timeout))
 
 
 def sys_epoll_pwait2(ctx: SyscallContext, epfd: Fd, events: Ptr, maxevents: Int,
                      timeout: Ptr, sigmask: Ptr, sigsetsize: Size) -> int:
     timeout_ns = read_timespec(ctx, timeout) if timeout else None
-    check_sigmask(ctx, sigmask, sigsetsize)
-    return _wait(ctx, epfd, events, maxevents, timeout_ns)
+    with sigmask_during(ctx, sigmask, sigsetsize):
+        return _wait(ctx, epfd, events, maxevents, timeout_ns)

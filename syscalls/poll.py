@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import struct
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 from legorun.cache.excache import GuestFault
 from legorun.processor.files import O_PATH
+from legorun.processor.signals import UNBLOCKABLE
 from legorun.processor.wait import (
     POLLERR,
     POLLHUP,
@@ -44,13 +47,30 @@ POLLEX_SET = POLLPRI
 FD_TABLE_MIN = 64  # NR_OPEN_DEFAULT: the smallest fd table Linux gives a process
 
 
-def check_sigmask(ctx: SyscallContext, sigmask: int, sigsetsize: int) -> None:
-    """The temporary signal mask of ppoll, pselect6 and epoll_pwait: its size must be the
-    kernel's sigset_t and it must be readable."""
-    if sigmask:
-        if sigsetsize != SIGSET_SIZE:
-            raise SyscallError(Errno.EINVAL)
-        ctx.mem.read(sigmask, SIGSET_SIZE)
+@contextmanager
+def sigmask_during(ctx: SyscallContext, sigmask: int, sigsetsize: int) -> Iterator[None]:
+    """The temporary signal mask of ppoll, pselect6 and epoll_pwait: it holds while the call
+    waits. A wait cut short by a signal (EINTR) leaves the old mask for the signal frame to
+    restore after the handler, as sigsuspend does; any other end restores it at once."""
+    if not sigmask:
+        yield
+        return
+    if sigsetsize != SIGSET_SIZE:
+        raise SyscallError(Errno.EINVAL)
+    mask = ctx.mem.read_u64(sigmask)
+    thread = ctx.threads.current
+    saved = thread.sigmask
+    thread.temporary_mask, thread.sigmask = saved, mask & ~UNBLOCKABLE
+    try:
+        yield
+    except SyscallError as error:
+        if error.errno != Errno.EINTR:
+            thread.sigmask, thread.temporary_mask = saved, None
+        raise
+    except BaseException:
+        thread.sigmask, thread.temporary_mask = saved, None
+        raise
+    thread.sigmask, thread.temporary_mask = saved, None
 
 
 def _deadline(timeout_ns: int | None) -> int | None:
@@ -109,9 +129,9 @@ def sys_poll(ctx: SyscallContext, fds: Ptr, nfds: UInt, timeout: Int) -> int:
 def sys_ppoll(ctx: SyscallContext, fds: Ptr, nfds: UInt, tmo_p: Ptr, sigmask: Ptr,
               sigsetsize: Size) -> int:
     timeout_ns = read_timespec(ctx, tmo_p) if tmo_p else None
-    check_sigmask(ctx, sigmask, sigsetsize)
     deadline = _deadline(timeout_ns)
-    result = _poll(ctx, fds, nfds, timeout_ns)
+    with sigmask_during(ctx, sigmask, sigsetsize):
+        result = _poll(ctx, fds, nfds, timeout_ns)
     if tmo_p:
         _write_back(ctx, "<qq", tmo_p, _remaining(deadline), 1)
     return result
@@ -190,12 +210,13 @@ def sys_select(ctx: SyscallContext, nfds: Int, readfds: Ptr, writefds: Ptr, exce
 def sys_pselect6(ctx: SyscallContext, nfds: Int, readfds: Ptr, writefds: Ptr, exceptfds: Ptr,
                  timeout: Ptr, sigmask: Ptr) -> int:
     timeout_ns = read_timespec(ctx, timeout) if timeout else None
+    mask, mask_size = 0, 0
     if sigmask:
         # The sixth argument points to { const sigset_t *ss; size_t ss_len; }.
         mask, mask_size = ctx.mem.read_struct("<QQ", sigmask)
-        check_sigmask(ctx, mask, mask_size)
     deadline = _deadline(timeout_ns)
-    result = _select(ctx, nfds, (readfds, writefds, exceptfds), timeout_ns)
+    with sigmask_during(ctx, mask, mask_size):
+        result = _select(ctx, nfds, (readfds, writefds, exceptfds), timeout_ns)
     if timeout:
         _write_back(ctx, "<qq", timeout, _remaining(deadline), 1)
     return result

@@ -211,3 +211,36 @@ int main(void) {
 }
 """)
     run_both(tmp_path, exe)
+
+
+def test_ppoll_and_pselect_wait_under_their_temporary_mask(tmp_path: Path) -> None:
+    exe = compile_c(tmp_path, "pmask", r"""
+#include <poll.h>
+#include <sys/select.h>
+static volatile int got;
+static void on_usr1(int sig) { (void)sig; got++; }
+static int blocked(void) { sigset_t cur; sigprocmask(SIG_SETMASK, NULL, &cur); return sigismember(&cur, SIGUSR1); }
+int main(void) {
+    signal(SIGUSR1, on_usr1);
+    sigset_t block, empty;
+    sigemptyset(&block); sigaddset(&block, SIGUSR1); sigemptyset(&empty);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    int p[2]; pipe(p);
+    struct pollfd fd = {p[0], POLLIN, 0};
+    struct timespec ts = {0, 1000000};
+    int r = ppoll(&fd, 1, &ts, &empty);
+    printf("ppoll timeout: %d got %d blocked %d\n", r, got, blocked());
+    raise(SIGUSR1);
+    printf("pending, got %d\n", got);
+    r = ppoll(&fd, 1, &ts, &empty);
+    printf("ppoll with pending: %d %s got %d blocked %d\n", r, r < 0 ? strerrorname_np(errno) : "-", got, blocked());
+    raise(SIGUSR1);
+    fd_set rd; FD_ZERO(&rd); FD_SET(p[0], &rd);
+    r = pselect(p[0] + 1, &rd, NULL, NULL, &ts, &empty);
+    printf("pselect with pending: %d %s got %d blocked %d\n", r, r < 0 ? strerrorname_np(errno) : "-", got, blocked());
+    r = pselect(p[0] + 1, &rd, NULL, NULL, &ts, &block);
+    printf("pselect timeout: %d got %d blocked %d\n", r, got, blocked());
+    return 0;
+}
+""")
+    run_both(tmp_path, exe)
