@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from legorun.bench.runners import LEGORUN, NATIVE, QEMU, RAW, Runner, legorun_runner, ratio
+from legorun.bench.runners import (
+    LEGORUN, NATIVE, QEMU, RAW, Runner, legorun_runner, ratio, ratio_text,
+)
 
 if TYPE_CHECKING:
     from legorun.bench.__main__ import Bench
@@ -90,8 +92,7 @@ def processes_report(threads: dict[str, Any], switch_s: float | None,
     if threads:
         lines.append(f"Threads: {threads['program']}, best wall time")
         lines += [f"  {name:<16} {seconds:.3f} s" for name, seconds in threads["times_s"].items()]
-        value = threads["legorun/qemu"]
-        lines.append(f"  legorun/qemu     {'n/a' if value is None else f'{value:.2f}x'}")
+        lines.append(f"  legorun/qemu     {ratio_text(threads['legorun/qemu'])}")
     if switch_s is not None:
         lines.append(f"  one thread switch under legorun (sched_yield between two threads): "
                      f"{switch_s * 1e6:.2f} us")
