@@ -432,6 +432,12 @@ class Signals:
     # ------------------------------------------------------------ host arrivals
 
     def take_host_signals(self) -> None:
-        for sig, code, pid, uid, status in self.host.take():
+        arrived = self.host.take()
+        if arrived:
+            # The compiled handler stopped the CPU if it was running (a syscall that waits
+            # takes them from inside the run): that stop is on purpose, whatever Unicorn
+            # reports on its way out.
+            self._cpu.stop_requested = True
+        for sig, code, pid, uid, status in arrived:
             self.send_process(SigInfo(sig, code=code, pid=pid, uid=uid,
                                       status=status if sig == SIGCHLD else None))

@@ -124,3 +124,56 @@ def test_sqlite3_matches_native(e2e, tmp_path):
     lego = e2e.run_legorun(sqlite3, [str(tmp_path / "lego.db")], cwd=tmp_path, stdin=script,
                            options=["--excache", "1M", "--assoc", "4"])
     e2e.assert_same(native, lego, "sqlite3 with a 1M ExCache")
+
+
+LUA_SCRIPT = r"""
+local words = {}
+for word in io.read("a"):gmatch("%a+") do words[#words + 1] = word:lower() end
+table.sort(words)
+local counts = {}
+for _, w in ipairs(words) do counts[w] = (counts[w] or 0) + 1 end
+local producer = coroutine.wrap(function()
+  for i = 1, 5 do coroutine.yield(i * i) end
+end)
+local squares = {}
+for _ = 1, 5 do squares[#squares + 1] = producer() end
+print(#words, counts["the"], table.concat(squares, ","), string.format("%.6f", math.pi))
+local t = {}
+for i = 1, 50000 do t[i] = tostring(i):rep(3) end
+print(#table.concat(t), collectgarbage("count") > 0)
+os.exit(7)
+"""
+
+
+@pytest.mark.parametrize("options", [(), ("--excache", "512K", "--assoc", "4")],
+                         ids=["default", "excache-512K"])
+def test_lua_matches_native(e2e, tmp_path, options):
+    lua = _host("lua5.4")
+    text = b"The quick brown fox jumps over the lazy dog; the end.\n" * 200
+    native = e2e.run_native(lua, ["-e", LUA_SCRIPT], cwd=tmp_path, stdin=text)
+    lego = e2e.run_legorun(lua, ["-e", LUA_SCRIPT], cwd=tmp_path, stdin=text, options=options)
+    e2e.assert_same(native, lego, f"lua5.4 {' '.join(options)}")
+    assert native.status == 7
+
+
+PYTHON_SCRIPT = """
+import sys, os, zlib, struct
+data = sys.stdin.buffer.read()
+print(len(data), zlib.crc32(data), struct.pack("<I", 258).hex(), sys.argv[1:])
+print(sorted(os.listdir("."))[:3], os.getcwd() == os.environ.get("PWD", os.getcwd()))
+print({k: v for k, v in sorted({"b": 2, "a": 1}.items())}, 2 ** 100, 7 / 3)
+sys.stderr.write("to stderr\\n")
+sys.exit(3)
+"""
+
+
+def test_python_matches_native(e2e, tmp_path):
+    python = _host("python3")
+    for name in ("one", "two", "three"):
+        (tmp_path / name).write_text(name)
+    args = ["-S", "-c", PYTHON_SCRIPT, "first", "second arg"]
+    text = bytes(range(256)) * 64
+    native = e2e.run_native(python, args, cwd=tmp_path, stdin=text)
+    lego = e2e.run_legorun(python, args, cwd=tmp_path, stdin=text)
+    e2e.assert_same(native, lego, "python3 -S -c")
+    assert native.status == 3

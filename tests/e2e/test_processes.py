@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not 
 
 BUSYBOX = Path("/bin/busybox")
 DASH = Path("/bin/sh")
+BASH = Path("/bin/bash")
 SMALL_EXCACHE = ("--excache", "256K")
 
 FORKS = r"""
@@ -370,6 +371,8 @@ while read a b; do echo "$b $a"; done <<EOF
 one two
 three four
 EOF
+trap 'echo caught USR1' USR1; kill -USR1 $$; echo "after the trap"
+i=0; while [ $i -lt 5 ]; do i=$((i + 1)); [ $i -eq 2 ] && continue; echo "loop $i"; done
 trap 'echo bye' EXIT
 false || echo or
 """
@@ -415,7 +418,8 @@ def test_a_blocked_wait_lets_other_threads_run(e2e, programs) -> None:
 
 
 @pytest.mark.parametrize("options", [(), SMALL_EXCACHE], ids=["default", "excache-256K"])
-@pytest.mark.parametrize("shell", [[str(BUSYBOX), "sh"], [str(DASH)]], ids=["busybox", "dash"])
+@pytest.mark.parametrize("shell", [[str(BUSYBOX), "sh"], [str(DASH)], [str(BASH)]],
+                         ids=["busybox", "dash", "bash"])
 def test_shell_script(e2e, shell, options) -> None:
     if not Path(shell[0]).exists():
         pytest.skip(f"{shell[0]} is not installed")
