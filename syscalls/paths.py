@@ -19,7 +19,7 @@ import struct
 import time
 from typing import Any
 
-from legorun.processor import procfs
+from legorun.processor import procfs, unlinked
 from legorun.processor.devices import open_device
 from legorun.processor.files import (
     O_CLOEXEC,
@@ -171,6 +171,9 @@ def fd_file(ctx: SyscallContext, fd: int) -> OpenFile:
 
 def stat_path(ctx: SyscallContext, path: str, follow: bool = True) -> FileStat:
     if follow:
+        described = procfs.described_file(ctx, path)
+        if described is not None:
+            return described.stat()
         path = procfs.follow_links(ctx, path)
     else:
         link = procfs.link_stat(ctx, path)
@@ -439,15 +442,26 @@ def sys_rmdir(ctx: SyscallContext, pathname: CStr) -> int:
 
 
 def sys_unlink(ctx: SyscallContext, pathname: CStr) -> int:
-    call_storage(ctx, UnlinkRequest(at_path(ctx, AT_FDCWD, pathname)))
-    return 0
+    return unlink_file(ctx, at_path(ctx, AT_FDCWD, pathname))
 
 
 def sys_unlinkat(ctx: SyscallContext, dirfd: Fd, pathname: CStr, flags: Int) -> int:
     if flags & ~AT_REMOVEDIR:
         raise SyscallError(Errno.EINVAL)
     path = at_path(ctx, dirfd, pathname)
-    call_storage(ctx, RmdirRequest(path) if flags & AT_REMOVEDIR else UnlinkRequest(path))
+    if flags & AT_REMOVEDIR:
+        call_storage(ctx, RmdirRequest(path))
+        return 0
+    return unlink_file(ctx, path)
+
+
+def unlink_file(ctx: SyscallContext, path: str) -> int:
+    hidden = unlinked.hidden_name(ctx, path)
+    if hidden is None:
+        call_storage(ctx, UnlinkRequest(path))
+    else:  # still open here: hidden until closed (see processor/unlinked.py)
+        call_storage(ctx, RenameRequest(path, hidden))
+        unlinked.renamed(ctx, path, hidden, hidden=True)
     return 0
 
 
@@ -470,6 +484,7 @@ def rename_at(ctx: SyscallContext, olddirfd: int, oldpath: int, newdirfd: int, n
         else:
             raise SyscallError(Errno.EEXIST)
     call_storage(ctx, RenameRequest(old, new))
+    unlinked.renamed(ctx, old, new)
     return 0
 
 

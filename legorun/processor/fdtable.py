@@ -69,6 +69,10 @@ class FdTable:
         if not any(entry.file is file for entry in self._entries.values()):
             file.close()
 
+    def open_files(self) -> list[OpenFile]:
+        """Each open file description once."""
+        return list({id(entry.file): entry.file for entry in self._entries.values()}.values())
+
     def fds(self) -> list[int]:
         return sorted(self._entries)
 

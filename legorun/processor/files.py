@@ -20,6 +20,7 @@ from legorun.rpc.messages import (
     ReadRequest,
     StatReply,
     StatRequest,
+    UnlinkRequest,
     WriteReply,
     WriteRequest,
 )
@@ -196,6 +197,8 @@ class StorageFile(OpenFile):
         self._transport = transport
         self.path = path
         self.offset = 0
+        # The process that hid this file when the guest unlinked it removes it on close.
+        self.remove_on_close: int | None = None
 
     def pread(self, size: int, offset: int) -> bytes:
         reply: DataReply = self._transport.call(ReadRequest(self.path, offset, size))
@@ -242,6 +245,11 @@ class StorageFile(OpenFile):
         if reply.status or reply.stat is None:
             raise SyscallError(Errno(reply.status or Errno.EIO))
         return reply.stat
+
+    def close(self) -> None:
+        if self.remove_on_close == os.getpid():  # unlinked while open (see unlinked.py)
+            self.remove_on_close = None
+            self._transport.call(UnlinkRequest(self.path))
 
 
 class Directory(StorageFile):

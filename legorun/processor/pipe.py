@@ -37,7 +37,9 @@ class PipeEnd(HostFile):
         host_flags = {O_RDONLY: os.O_RDONLY, O_WRONLY: os.O_WRONLY}.get(access, os.O_RDWR)
         fd = host_call(lambda: os.open(f"/proc/self/fd/{self.fd}",
                                        host_flags | os.O_NONBLOCK | os.O_CLOEXEC))
-        return PipeEnd(fd, access | flags & O_NONBLOCK)
+        reopened = PipeEnd(fd, access | flags & O_NONBLOCK)
+        reopened.shared_by_fork = self.shared_by_fork  # the same pipe, as widely held
+        return reopened
 
     def pipe_size(self) -> int:
         """F_GETPIPE_SZ: the capacity of the pipe's buffer."""

@@ -142,6 +142,7 @@ class Processor:
             finally:
                 if self.scheduler is not None:
                     self.scheduler.shutdown()
+                self.fds.close_all()  # as the kernel does at exit: hidden files go
                 self.host_signals.close()
                 self._transport.call(ExitRequest(self.pid))
             return exit

@@ -120,9 +120,18 @@ def _pseudo_stat(path: str, mode: int, dev: int) -> FileStat:
 # ---------------------------------------------------------------- naming
 
 
+# The host's /dev links into its /proc/self/fd, which would name legorun's descriptors.
+DEV_FD_LINKS = {"fd": "fd", "stdin": "fd/0", "stdout": "fd/1", "stderr": "fd/2"}
+DEV_LINK_TARGETS = {f"/dev/{name}": f"/proc/self/{target}".encode()
+                    for name, target in DEV_FD_LINKS.items()}
+
+
 def _process_part(ctx: SyscallContext, path: str) -> str | None:
-    """What follows /proc/<this process>/ (or its only task) in `path`, or None."""
+    """What follows /proc/<this process>/ (or its only task) in `path`, or None; /dev/fd,
+    /dev/stdin, /dev/stdout and /dev/stderr name the process's descriptors as on Linux."""
     parts = os.path.normpath(path).split("/")[1:]
+    if len(parts) >= 2 and parts[0] == "dev" and parts[1] in DEV_FD_LINKS:
+        return "/".join([DEV_FD_LINKS[parts[1]], *parts[2:]])
     if len(parts) < 3 or parts[0] != "proc":
         return None
     me = str(ctx.proc.pid)
@@ -144,8 +153,19 @@ def link_target(ctx: SyscallContext, path: str) -> bytes | None:
         return os.fsencode(ctx.proc.cwd)
     if name == "root":
         return b"/"
+    if os.path.normpath(path) in DEV_LINK_TARGETS:
+        return DEV_LINK_TARGETS[os.path.normpath(path)]
     if name is not None and name.startswith("fd/") and name[3:].isdigit():
         return os.fsencode(ctx.fds.get(int(name[3:])).fd_link())
+    return None
+
+
+def described_file(ctx: SyscallContext, path: str) -> OpenFile | None:
+    """The open file a /proc/self/fd/N path (followed) names, or None for other paths: stat
+    through the link describes the descriptor's file, pipes and sockets included."""
+    name = _process_part(ctx, path)
+    if name is not None and name.startswith("fd/") and name[3:].isdigit():
+        return ctx.fds.get(int(name[3:]))
     return None
 
 

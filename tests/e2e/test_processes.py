@@ -456,3 +456,18 @@ def test_strace_writes_one_log_per_process(e2e) -> None:
         execed += any(re.fullmatch(rf'{pid} execve\("[^"]*/cat", .*\) = 0', line)
                       for line in lines)
     assert (forked, execed) == (3, 1)
+
+
+BASH_SCRIPT = r"""
+diff <(printf 'a\nb\n') <(printf 'a\nc\n'); echo "diff $?"
+paste <(seq 3) <(seq 3 | tac)
+exec 3<<<"through fd 3"; cat /dev/fd/3; readlink /dev/stdin /dev/fd
+echo to-stderr > /dev/stderr
+seq 2000 | tac | head -2
+"""
+
+
+def test_bash_process_substitution_and_dev_fd(e2e) -> None:
+    if not BASH.exists():
+        pytest.skip("bash is not installed")
+    _compare(e2e, str(BASH), ["-c", BASH_SCRIPT])

@@ -176,3 +176,58 @@ int main(void) {
 }
 """)
     run_both(tmp_path, exe)
+
+
+def test_files_unlinked_or_renamed_while_open(tmp_path: Path) -> None:
+    """The storage manager keeps no open files: the processor keeps an unlinked file alive
+    until its last close, and a renamed one open under its new name."""
+    exe = compile_c(tmp_path, "unlinked", r"""
+#include <dirent.h>
+static void list(void) {  /* the names a reader of the directory sees, hidden ones aside */
+    DIR *d = opendir(".");
+    struct dirent *e;
+    int visible = 0;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') visible++;
+    closedir(d);
+    printf("visible entries: %d\n", visible);
+}
+int main(void) {
+    char buf[32] = {0};
+    struct stat st;
+    int fd = SHOW(open("spill", O_CREAT | O_RDWR, 0600));
+    SHOW(unlink("spill"));
+    SHOW(access("spill", F_OK));                                  /* ENOENT */
+    SHOW(write(fd, "kept after unlink", 17));
+    SHOW(lseek(fd, 5, SEEK_SET));
+    SHOW(read(fd, buf, sizeof buf - 1));
+    printf("read back: %s\n", buf);
+    SHOW(fstat(fd, &st) == 0 && st.st_size == 17);
+    int again = SHOW(open("spill", O_CREAT | O_RDWR, 0600));     /* a new, empty file */
+    SHOW(fstat(again, &st) == 0 && st.st_size == 0);
+    list();
+    SHOW(close(fd));
+    SHOW(close(again));
+    SHOW(unlink("spill"));
+    list();
+    FILE *tmp = tmpfile();
+    fputs("through tmpfile", tmp);
+    rewind(tmp);
+    printf("tmpfile: %s\n", fgets(buf, sizeof buf, tmp));
+    fclose(tmp);
+    SHOW(mkdir("dir", 0755));
+    int moved = SHOW(open("dir/file", O_CREAT | O_WRONLY, 0644));
+    SHOW(write(moved, "one ", 4));
+    SHOW(rename("dir", "moved"));
+    SHOW(write(moved, "two", 3));
+    SHOW(close(moved));
+    int in = SHOW(open("moved/file", O_RDONLY));
+    memset(buf, 0, sizeof buf);
+    SHOW(read(in, buf, sizeof buf - 1));
+    printf("after rename: %s\n", buf);
+    list();
+    return 0;
+}
+""")
+    run_both(tmp_path, exe)
+    assert sorted(p.name for p in (tmp_path / "legorun").iterdir()) == ["moved"]
