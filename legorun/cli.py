@@ -17,11 +17,17 @@ from typing import ContextManager, NoReturn, Sequence, TextIO
 from legorun.config import DEFAULT_CLOCK_HZ, DEFAULT_CPI, CacheGeometry, MachineConfig, TraceConfig
 from legorun.errors import LegorunError, UsageError
 from legorun.rpc.network import DEFAULT_BANDWIDTH_BPS, DEFAULT_LATENCY_S, NetworkModel
+from legorun.rpc.frames import DEFAULT_TIMEOUT_S, DEFAULT_TRIES
 from legorun.units import parse_bandwidth, parse_duration, parse_frequency, parse_size
 
 PROG = "legorun"
-# `legorun report ...` and `legorun sweep ...`: a program of that name runs as ./report.
-SUBCOMMANDS = ("report", "sweep")
+# `legorun report ...` and the like: a program of that name runs as ./report.
+SUBCOMMANDS = {
+    "report": "legorun.report:main",
+    "sweep": "legorun.sweep:main",
+    "memory-server": "legorun.serve:memory_main",
+    "storage-server": "legorun.serve:storage_main",
+}
 DEBUG_ITEMS = ("in_asm", "exec")
 
 
@@ -65,6 +71,13 @@ def parse_debug_items(text: str) -> frozenset[str]:
     return items
 
 
+def parse_addresses(text: str) -> tuple[str, ...]:
+    addresses = tuple(part for part in text.split(",") if part)
+    if not addresses:
+        raise ValueError("no address given")
+    return addresses
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -98,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
                          f"(default {DEFAULT_CLOCK_HZ / 1e9:g}GHz)")
     machine.add_argument("--cpi", metavar="N", type=float, default=DEFAULT_CPI,
                          help=f"modelled cycles per instruction (default {DEFAULT_CPI:g})")
+    managers = parser.add_argument_group(
+        "managers on other hosts (default: all embedded in this process)")
+    managers.add_argument("--memory", metavar="ADDR[,ADDR...]", type=_typed(parse_addresses),
+                          default=(), help="memory servers (legorun memory-server), e.g. "
+                          "tcp://127.0.0.1:7700")
+    managers.add_argument("--storage", metavar="ADDR", default="",
+                          help="a storage server (legorun storage-server)")
+    managers.add_argument("--rpc-timeout", metavar="TIME", type=_typed(parse_duration),
+                          default=DEFAULT_TIMEOUT_S,
+                          help=f"how long to wait for a server's reply before asking again "
+                          f"(default {DEFAULT_TIMEOUT_S:g}s; {DEFAULT_TRIES} tries)")
     guest = parser.add_argument_group("the guest (as in qemu-user)")
     guest.add_argument("-L", "--sysroot", metavar="DIR", default="/",
                        help="look up the dynamic linker (PT_INTERP) under DIR (default /)")
@@ -186,7 +210,8 @@ def run(argv: Sequence[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         from importlib import import_module
 
-        return import_module(f"legorun.{argv[0]}").main(list(argv[1:]))
+        module, function = SUBCOMMANDS[argv[0]].split(":")
+        return getattr(import_module(module), function)(list(argv[1:]))
     options = build_parser().parse_args(argv)
     if options.list_syscalls:
         from syscalls.table import SyscallTable
@@ -212,6 +237,9 @@ def run(argv: Sequence[str]) -> int:
         clock_hz=options.clock,
         cpi=options.cpi,
         count_instructions=bool(options.stats or options.stats_json or options.trace_json),
+        memory_servers=options.memory,
+        storage_server=options.storage,
+        rpc_timeout_s=options.rpc_timeout,
     )
     if options.cpi <= 0:
         raise UsageError("--cpi must be positive")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from legorun.rpc.frames import DEFAULT_TIMEOUT_S
 from legorun.rpc.network import NetworkModel
 
 DEFAULT_CLOCK_HZ = 2.4e9  # the LegoOS testbed's Xeon E5-2620 v3
@@ -23,6 +24,9 @@ class MachineConfig:
     clock_hz: float = DEFAULT_CLOCK_HZ  # modelled processor clock
     cpi: float = DEFAULT_CPI  # modelled cycles per instruction
     count_instructions: bool = False  # keep the modelled clock (costs a compiled block hook)
+    memory_servers: tuple[str, ...] = ()  # remote memory managers; () = embedded
+    storage_server: str = ""  # a remote storage manager; "" = embedded
+    rpc_timeout_s: float = DEFAULT_TIMEOUT_S  # per try, for the remote managers
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ class ProgramNotFound(LegorunError):
 
 
 class RpcError(LegorunError):
-    """A manager could not be reached or answered with garbage."""
+    """A manager could not be reached or answered with garbage: exit 125, the status of a
+    command (env, timeout) that failed itself before its program could finish."""
 
-    exit_status = 1
+    exit_status = 125

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from legorun.config import MachineConfig, TraceConfig
 from legorun.errors import LegorunError, LoaderError, ProgramNotFound
@@ -24,6 +25,9 @@ from legorun.stats import RunStats
 from legorun.trace.instrument import RunContext, close_instruments
 from legorun.trace.instruments import build_instruments
 from syscalls.errno import Errno, SyscallError, strerror
+
+if TYPE_CHECKING:
+    from legorun.rpc.remote import RemoteChannel
 
 S_IFMT, S_IFDIR, S_IFREG = 0o170000, 0o040000, 0o100000
 
@@ -40,12 +44,26 @@ class Machine:
         self.config = config
         self.trace = trace or TraceConfig()
         self.rpc_stats = RpcStats()
+        self._processor_id = int.from_bytes(os.urandom(8), "little") >> 1
         self.transport = LocalTransport(config.network, self.rpc_stats)
-        self.storage = StorageManager(config.root)
-        self.memory = MemoryManager(self.transport.call)
-        self.transport.register(self.storage.handlers())
-        self.transport.register(self.memory.handlers())
+        if config.storage_server:
+            self.transport.connect(self._channel(config.storage_server, "storage"))
+        else:
+            self.transport.register(StorageManager(config.root).handlers())
+        if config.memory_servers:
+            self.transport.connect(self._channel(config.memory_servers[0], "memory",
+                                                 storage=config.storage_server))
+        else:
+            self.transport.register(MemoryManager(self.transport.call).handlers())
         self.warn = Warn()
+
+    def _channel(self, address: str, role: str, storage: str = "") -> RemoteChannel:
+        from legorun.rpc.remote import ChannelOptions, RemoteChannel
+
+        options = ChannelOptions(timeout_s=self.config.rpc_timeout_s)
+        # The run's processor id: its forked children inherit it with the machine.
+        return RemoteChannel(address, role, options, processor=self._processor_id,
+                             storage=storage)
 
     def guest_cwd(self) -> str:
         """The guest starts where legorun was started, seen from inside the root if any."""

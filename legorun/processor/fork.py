@@ -93,6 +93,7 @@ def _become_child(processor: Processor, token: int, vfork_write: int | None) -> 
     # parent's children, and their snapshots, are none of ours.
     release_vfork_parent(processor)
     processor.children.disown()
+    processor.transport.forked()
     claimed: StatusReply = processor.transport.call(ForkClaimRequest(token, pid))
     if claimed.status:
         raise LegorunError(f"fork: the memory manager has no snapshot for pid {pid}")

@@ -58,6 +58,8 @@ class Opcode(IntEnum):
     P2S_CHOWN = 0x2015
     # memory -> storage
     M2S_READ = 0x3000
+    # any component -> a manager served over the network
+    HELLO = 0x4000
 
 
 class Request:
@@ -536,3 +538,39 @@ class FileReadRequest(Request):
     path: str
     offset: int
     length: int
+
+
+# ---------------------------------------------------------------- the network handshake
+
+
+@dataclass(frozen=True, slots=True)
+class HelloRequest(Request):
+    """The first request on a connection to a manager served over the network.
+
+    `version` is the client's protocol version (codec.py's message list included); the
+    server refuses any other. `processor` names the legorun run the connection belongs to
+    (its forked children share it): a memory server keeps each processor's address spaces
+    apart, as their pids may coincide. `storage` is the storage server that a memory server
+    must read the processor's files from ("": its own host's files)."""
+
+    OPCODE = Opcode.HELLO
+    version: int
+    processor: int = 0
+    storage: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HelloReply:
+    status: int = 0
+    version: int = 0
+    role: str = ""  # "memory" or "storage"
+    backup: str = ""  # a memory server's backup, which the processor fails over to
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """What a server answers to a request it could not serve at all: a malformed frame, an
+    unknown opcode, a connection that has not said hello, a failure of the server."""
+
+    status: int = 0
+    detail: str = ""

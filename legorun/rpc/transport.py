@@ -27,16 +27,41 @@ class RpcObserver(Protocol):
 class Transport(Protocol):
     def call(self, request: Request) -> Any: ...
 
+    def forked(self) -> None: ...
+
+
+class Channel(Protocol):
+    """A connection to a manager served over the network (rpc/remote.py)."""
+
+    role: str
+
+    def call(self, request: Request) -> Any: ...
+
+    def forked(self) -> None: ...
+
 
 class LocalTransport:
     def __init__(self, network: NetworkModel, stats: RpcStats) -> None:
         self._network = network
         self._stats = stats
         self._handlers: dict[Opcode, Handler] = {}
+        self._channels: list[Channel] = []
         self.observers: list[RpcObserver] = []
 
     def register(self, handlers: dict[Opcode, Handler]) -> None:
         self._handlers.update(handlers)
+
+    def connect(self, channel: Channel) -> None:
+        """Send the opcodes of the channel's manager over it: P2M_ to a memory server,
+        P2S_ and M2S_ to a storage server."""
+        prefixes = ("P2M_",) if channel.role == "memory" else ("P2S_", "M2S_")
+        self.register({op: channel.call for op in Opcode if op.name.startswith(prefixes)})
+        self._channels.append(channel)
+
+    def forked(self) -> None:
+        """In a forked child process: connections of its own to the same servers."""
+        for channel in self._channels:
+            channel.forked()
 
     def call(self, request: Request) -> Any:
         opcode = request.OPCODE

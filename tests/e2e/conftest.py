@@ -264,3 +264,16 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> E2E:
 def samples_built() -> Path:
     """The samples/build directory, after `make -C samples` succeeded (once per session)."""
     return build_samples()
+
+
+@pytest.fixture
+def servers(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Real memory and storage servers on loopback (see servers.py), stopped after the test;
+    a server that wrote a traceback fails it."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from servers import Servers
+
+    started = Servers(tmp_path)
+    yield started
+    complaints = list(started.close())
+    assert not complaints, "\n".join(complaints)
