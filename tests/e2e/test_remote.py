@@ -63,3 +63,58 @@ def test_bad_server_arguments(e2e, argv) -> None:
     run = e2e.run_legorun(None, raw_argv=argv, cwd=e2e.fresh_dir())
     assert run.returncode == 2, run.describe()
     assert run.stderr.decode().startswith("legorun: "), run.describe()
+
+
+FILE_LOOP = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+int main(void) {
+    char line[64], back[64];
+    struct timespec pause = {0, 5 * 1000 * 1000};
+    int fd = open("journal", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    setvbuf(stdout, NULL, _IOLBF, 0);  /* the test watches the run's progress */
+    for (int i = 0; i < 400; i++) {
+        int n = snprintf(line, sizeof line, "entry %d\n", i);
+        pwrite(fd, line, n, (off_t)i * 16);
+        memset(back, 0, sizeof back);
+        pread(fd, back, n, (off_t)i * 16);
+        if (strcmp(line, back) != 0) { printf("lost entry %d\n", i); return 1; }
+        if (i % 50 == 0) printf("%s", back);
+        nanosleep(&pause, NULL);
+    }
+    printf("size %ld\n", (long)lseek(fd, 0, SEEK_END));
+    return 0;
+}
+"""
+
+
+def test_storage_server_restarted_mid_run(e2e, servers, tmp_path: Path) -> None:
+    """The storage server keeps no state: killed and started again while the program
+    reads and writes, it serves the rest of the run as if nothing happened."""
+    import subprocess
+    import time
+
+    source = tmp_path / "file_loop.c"
+    source.write_text(FILE_LOOP)
+    program = tmp_path / "file_loop"
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(program), str(source)], check=True)
+    native = e2e.run_native(program, cwd=e2e.fresh_dir())
+    storage = servers.storage("/")
+    cwd = e2e.fresh_dir()
+    argv = e2e.legorun_argv(program, options=["--storage", storage.address,
+                                              "--rpc-timeout", "300ms"])
+    run = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=dict(e2e.BASE_ENV))
+    assert run.stdout is not None
+    run.stdout.readline()  # the run is under way: 400 steps of at least 5 ms each
+    assert run.poll() is None
+    storage.restart()
+    time.sleep(0.2)
+    storage.restart()
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == native.status, stderr.decode()
+    assert b"entry 0\n" + stdout == native.stdout
+    assert stderr == native.stderr
