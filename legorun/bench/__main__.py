@@ -46,6 +46,8 @@ from legorun.bench.runners import (
     sample_targets,
     subprocess_env,
 )
+from legorun.bench.network import GOAL_US as NETWORK_MISS_GOAL_US
+from legorun.bench.network import network_report, remote_miss_cost
 from legorun.bench.processes import (
     YIELD_C,
     fork_cost,
@@ -438,6 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                      ("-pthread",))),
             fork_cost(bench, sample_binary("fork_cost", progress)),
         )
+        progress("ExCache misses through a memory server on loopback")
+        network = remote_miss_cost(hello)
     per_miss = miss.get("seconds_per_miss")
     targets = [
         *sample_targets(results),
@@ -445,9 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         bound_target("hello start-up under legorun", startup.get(LEGORUN), STARTUP_TARGET_S,
                      "s", 1.0),
         *tool_targets(cache_sim, trace),
+        bound_target("ExCache miss through the network transport (median)",
+                     network["miss_us"] / 1e6, NETWORK_MISS_GOAL_US, "us", 1e6),
     ]
     sys.stdout.write(report(results, miss, startup, dynamic, syscall,
-                            processes + tool_report(cache_sim, trace), targets, bench,
+                            processes + tool_report(cache_sim, trace)
+                            + network_report(network), targets, bench,
                             options.repeat,
                             options.excache))
     progress(f"benchmark finished in {time.perf_counter() - started:.1f} s")
@@ -464,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "syscall": syscall,
             "cache_sim_vs_cachegrind": cache_sim,
             "trace_overhead": trace,
+            "network": network,
             "targets": [{"what": t.what, "goal": t.goal, "measured": t.measured, "met": t.met}
                         for t in targets],
             "notes": bench.notes,
