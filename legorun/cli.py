@@ -2,7 +2,8 @@
 
 Exit status: the guest's own; 128+N when it dies of signal N (with the shell's message);
 126 when the program cannot be executed, 127 when it does not exist, 2 for usage errors,
-1 for legorun's own failures. legorun's messages start with "legorun: ".
+125 when a manager server cannot be reached or answers garbage, 1 for legorun's other
+failures. legorun's messages start with "legorun: ".
 """
 
 from __future__ import annotations
