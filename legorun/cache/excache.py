@@ -86,12 +86,15 @@ class ExCacheStats:
 
 
 class GuestFault(Exception):
-    """An access the guest may not make: becomes SIGSEGV (or EFAULT inside a syscall)."""
+    """An access the guest may not make: becomes SIGSEGV (or EFAULT inside a syscall).
+    `bus`: the page is mapped but its contents cannot be had (the file behind it is gone or
+    too short), which Linux reports as SIGBUS."""
 
-    def __init__(self, addr: int, access: int) -> None:
+    def __init__(self, addr: int, access: int, bus: bool = False) -> None:
         super().__init__(f"fault at {addr:#x}")
         self.addr = addr
         self.access = access
+        self.bus = bus
 
 
 class ExCache:

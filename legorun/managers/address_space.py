@@ -250,6 +250,8 @@ class AddressSpace:
     def _file_page(self, vma: Vma, page_addr: int) -> bytes:
         assert vma.path is not None
         chunk = self._read_file(vma.path, vma.offset + (page_addr - vma.start), PAGE_SIZE)
+        if not chunk:  # wholly past EOF: Linux raises SIGBUS on the access
+            raise SyscallError(Errno.ENXIO, f"{vma.path}: page {page_addr:#x} is past EOF")
         # Past EOF the rest of the page reads as zeros, as Linux fills the last file page.
         return bytes(chunk[:PAGE_SIZE]).ljust(PAGE_SIZE, b"\0")
 

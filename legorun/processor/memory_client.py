@@ -37,6 +37,7 @@ from legorun.rpc.messages import (
     PageReply,
     WritebackRequest,
 )
+from legorun.cache.excache import GuestFault
 from legorun.rpc.transport import Transport
 from syscalls.errno import Errno, SyscallError
 
@@ -79,7 +80,8 @@ class MemoryClient:
         reply: PageReply = self._transport.call(PageMissRequest(self.pid, addr, writeback))
         self._note_written(writeback)
         if reply.status:
-            raise SyscallError(Errno(reply.status), f"page {addr:#x}")
+            # A mapped page the memory manager cannot fill: its file vanished or shrank.
+            raise GuestFault(addr, 0, bus=True)
         return reply.data
 
     def write_back(self, lines: tuple[tuple[int, bytes], ...]) -> None:

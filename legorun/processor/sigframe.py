@@ -48,7 +48,7 @@ EFLAGS_USER_MASK = 0x50DD5
 # si_code values
 SI_USER, SI_KERNEL, SI_QUEUE, SI_TIMER, SI_TKILL = 0, 0x80, -1, -2, -6
 SEGV_MAPERR, SEGV_ACCERR = 1, 2
-ILL_ILLOPN, FPE_INTDIV, FPE_FLTINV, BUS_ADRALN = 2, 1, 7, 1
+ILL_ILLOPN, FPE_INTDIV, FPE_FLTINV, BUS_ADRALN, BUS_ADRERR = 2, 1, 7, 1, 2
 TRAP_BRKPT = 1
 
 # The fxsave image (Intel SDM, FXSAVE): control, status and abridged tag words, the last

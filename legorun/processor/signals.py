@@ -93,6 +93,7 @@ from legorun.processor.sigframe import (
     X87_REGISTERS,
     XMM_REGISTERS,
     BUS_ADRALN,
+    BUS_ADRERR,
     FPE_FLTINV,
     FPE_INTDIV,
     ILL_ILLOPN,
@@ -168,6 +169,9 @@ def fault_signal(error: UcError, excache: ExCache, mapped: Callable[[int], bool]
         error_of_legorun, excache.error = excache.error, None
         raise error_of_legorun
     fault, excache.fault = excache.fault, None
+    if fault is not None and fault.bus:
+        return SigInfo(SIGBUS, BUS_ADRERR, addr=locate.exact(fault.addr, pc),
+                       trap=(PAGE_FAULT, PF_USER))
     if fault is not None or error.errno in MEMORY_FAULTS:
         addr = locate.exact(fault.addr, pc) if fault is not None else 0
         present = fault is not None and mapped(addr)

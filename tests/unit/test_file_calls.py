@@ -231,3 +231,29 @@ int main(void) {
 """)
     run_both(tmp_path, exe)
     assert sorted(p.name for p in (tmp_path / "legorun").iterdir()) == ["moved"]
+
+
+def test_a_mapped_page_past_the_end_of_its_file_is_a_bus_error(tmp_path: Path) -> None:
+    exe = compile_c(tmp_path, "bus", r"""
+#include <sys/mman.h>
+static void on_bus(int sig, siginfo_t *info, void *ctx) {
+    printf("signal %d code %d\n", sig, info->si_code);
+    exit(3);
+}
+int main(void) {
+    char page[8192];
+    memset(page, 'a', sizeof page);
+    int fd = SHOW(open("f", O_CREAT | O_RDWR | O_TRUNC, 0644));
+    SHOW(write(fd, page, sizeof page));
+    char *p = mmap(0, 8192, PROT_READ, MAP_PRIVATE, fd, 0);
+    printf("first page %c\n", p[0]);
+    SHOW(ftruncate(fd, 100));
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_bus;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGBUS, &sa, 0);
+    printf("second page %c\n", p[4096]);
+    return 0;
+}
+""")
+    run_both(tmp_path, exe, expected_status=3)
