@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 
-from legorun.processor.process import RLIM_INFINITY, ProcessExit
+from legorun.processor.process import FD_LIMIT_CAP, RLIM_INFINITY, RLIMIT_NOFILE, ProcessExit
 from legorun.processor.sigframe import SI_USER, SigInfo
 from syscalls.args import Int, Ptr, UInt, ULong
 from syscalls.context import SyscallContext
@@ -120,8 +120,8 @@ def sys_prlimit64(ctx: SyscallContext, pid: Int, resource: UInt, new_limit: Ptr,
         ctx.mem.write_struct("<QQ", old_limit, *current)
     if new_limit:
         ctx.proc.rlimits[resource] = (soft, hard)
-        if resource == 7:  # RLIMIT_NOFILE
-            ctx.fds.limit = min(soft, 1 << 20)
+        if resource == RLIMIT_NOFILE:
+            ctx.fds.limit = min(soft, FD_LIMIT_CAP)
     return 0
 
 

@@ -4,6 +4,7 @@ bookkeeping. Memory is not here: it belongs to the memory manager."""
 from __future__ import annotations
 
 import os
+import resource
 import time
 from dataclasses import dataclass, field
 
@@ -26,25 +27,22 @@ class FatalSignal(Exception):
         self.signal = signal
 
 
+RLIMIT_COUNT = 16  # RLIMIT_CPU .. RLIMIT_RTTIME
+RLIMIT_NOFILE = 7
+FD_LIMIT_CAP = 1 << 20  # the kernel's nr_open: no fd table grows beyond it
+
+
 def default_rlimits() -> dict[int, tuple[int, int]]:
-    return {
-        0: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_CPU
-        1: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_FSIZE
-        2: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_DATA
-        3: (8 << 20, RLIM_INFINITY),  # RLIMIT_STACK
-        4: (0, RLIM_INFINITY),  # RLIMIT_CORE
-        5: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_RSS
-        6: (63459, 63459),  # RLIMIT_NPROC
-        7: (1024, 1048576),  # RLIMIT_NOFILE
-        8: (8 << 20, 8 << 20),  # RLIMIT_MEMLOCK
-        9: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_AS
-        10: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_LOCKS
-        11: (63459, 63459),  # RLIMIT_SIGPENDING
-        12: (819200, 819200),  # RLIMIT_MSGQUEUE
-        13: (0, 0),  # RLIMIT_NICE
-        14: (0, 0),  # RLIMIT_RTPRIO
-        15: (RLIM_INFINITY, RLIM_INFINITY),  # RLIMIT_RTTIME
-    }
+    """The guest's resource limits start as legorun's own, as a child inherits its
+    parent's; the host's "infinity" (-1 in Python) is the kernel's all-ones."""
+    def kernel(value: int) -> int:
+        return RLIM_INFINITY if value == resource.RLIM_INFINITY else value
+
+    limits = {}
+    for which in range(RLIMIT_COUNT):
+        soft, hard = resource.getrlimit(which)
+        limits[which] = (kernel(soft), kernel(hard))
+    return limits
 
 
 @dataclass(slots=True)

@@ -8,12 +8,16 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from legorun.cache.excache import ExCache
 from legorun.config import MachineConfig
 from legorun.errors import LoaderError, ProgramNotFound
 from legorun.processor.clock import ModelledClock
+from legorun.processor.checkpoint import Checkpointer
+from legorun.processor.checkpoint_restore import RestoredCheckpoint
+from legorun.processor.checkpoint_state import apply as apply_checkpoint
+from legorun.processor.checkpoint_state import process_state
 from legorun.processor.cpu import Cpu
 from legorun.processor.execve import ExecImage, exec_program, start_new_program
 from legorun.processor.faultaddr import FaultAddress
@@ -25,7 +29,13 @@ from legorun.processor.hostsignals import HostSignals
 from legorun.processor.icount import InstructionCounter
 from legorun.processor.files import HostStream
 from legorun.processor.memory_client import MemoryClient
-from legorun.processor.process import FatalSignal, ProcessExit, ProcessState
+from legorun.processor.process import (
+    FD_LIMIT_CAP,
+    RLIMIT_NOFILE,
+    FatalSignal,
+    ProcessExit,
+    ProcessState,
+)
 from legorun.processor.scheduler import Scheduler
 from legorun.processor.signals import Signals
 from legorun.processor.threads import ThreadGroup
@@ -92,6 +102,7 @@ class Processor:
         self.forked = False  # this process is a child of another emulated process
         self.vfork_parent: int | None = None  # see fork.py: closed at exec or exit
         self.children = Children(transport)  # those it forked and has not reaped yet
+        self.checkpoints: Checkpointer | None = None  # when the run takes checkpoints
 
     @property
     def transport(self) -> Transport:
@@ -136,22 +147,48 @@ class Processor:
         exit: Exit | None = None
         try:
             entry, sp, state = self.exec(path, argv, envp, execfn, cwd)
-            try:
-                self._prepare(state)
-                exit = self._execute(entry, sp)
-            finally:
-                if self.scheduler is not None:
-                    self.scheduler.shutdown()
-                self.fds.close_all()  # as the kernel does at exit: hidden files go
-                self.host_signals.close()
-                self._transport.call(ExitRequest(self.pid))
+            exit = self._run_process(state, lambda: start_new_program(self.cpu, entry, sp))
             return exit
         finally:
             close_instruments(self._instruments, exit)
 
+    def resume(self, checkpoint: RestoredCheckpoint) -> Exit:
+        """Go on with the process of a checkpoint, whose address space the memory manager
+        has put back (checkpoint_restore.py), from the instruction where it was taken."""
+        exit: Exit | None = None
+        try:
+            self.pid = self.vm.pid = checkpoint.pid
+            self.adopt_image(checkpoint.image)
+            exit = self._run_process(process_state(checkpoint.record),
+                                     lambda: self._resume_checkpoint(checkpoint))
+            return exit
+        finally:
+            close_instruments(self._instruments, exit)
+
+    def _resume_checkpoint(self, checkpoint: RestoredCheckpoint) -> None:
+        assert self.checkpoints is not None  # a restored run goes on taking checkpoints
+        self.checkpoints.resume_from(checkpoint.generation, checkpoint.outputs)
+        apply_checkpoint(checkpoint.record, self, self.checkpoints.ledger)
+
+    def _run_process(self, state: ProcessState, begin: Callable[[], None]) -> Exit:
+        """Run the loaded process to its end: `begin` sets the CPU up once it is prepared."""
+        try:
+            self._prepare(state)
+            begin()
+            return self._execute()
+        finally:
+            if self.checkpoints is not None:
+                self.checkpoints.close()
+            if self.scheduler is not None:
+                self.scheduler.shutdown()
+            self.fds.close_all()  # as the kernel does at exit: hidden files go
+            self.host_signals.close()
+            self._transport.call(ExitRequest(self.pid))
+
     def _prepare(self, state: ProcessState) -> None:
         """Standard descriptors, the syscall dispatcher and the instruments' hooks."""
         self.state = state
+        self.fds.limit = min(state.rlimits[RLIMIT_NOFILE][0], FD_LIMIT_CAP)
         for fd in (0, 1, 2):
             try:  # the guest inherits legorun's own descriptors, flags and all
                 flags = fcntl.fcntl(fd, fcntl.F_GETFL)
@@ -172,6 +209,10 @@ class Processor:
         )
         self.dispatcher = Dispatcher(table, context, self._warn)
         self.cpu.set_syscall_handler(self.scheduler.syscall)
+        if self._config.checkpoint_interval_s:
+            self.checkpoints = Checkpointer(self, self._config.checkpoint_name,
+                                            self._config.checkpoint_interval_s)
+            self.scheduler.checkpoints = self.checkpoints
         for instrument in self._instruments:
             instrument.attach(self)
 
@@ -189,19 +230,18 @@ class Processor:
             self._counter = InstructionCounter(self.cpu, self.excache)
         return self._counter
 
-    def _execute(self, entry: int, sp: int) -> Exit:
+    def _execute(self) -> Exit:
         try:
-            self._run_programs(entry, sp)
+            self._run_programs()
         except ProcessExit as done:
             return Exit(status=done.status)
         except FatalSignal as fatal:
             return Exit(signal=fatal.signal)
 
-    def _run_programs(self, entry: int, sp: int) -> NoReturn:
-        """Run the guest until it ends; after a successful execve the new program starts on
-        the same CPU."""
+    def _run_programs(self) -> NoReturn:
+        """Run the guest (the CPU holds its registers) until it ends; after a successful
+        execve the new program starts on the same CPU."""
         assert self.scheduler is not None
-        start_new_program(self.cpu, entry, sp)
         while True:
             try:
                 self.scheduler.run()
@@ -212,6 +252,8 @@ class Processor:
 
     def fork(self, vfork: bool) -> int:
         """A child process: its pid here, 0 in the child (see fork.py)."""
+        if self.checkpoints is not None:
+            self.checkpoints.refuse_fork()
         return fork_process(self, vfork)
 
     def become_child(self, pid: int, parent: int) -> None:
