@@ -464,6 +464,7 @@ paste <(seq 3) <(seq 3 | tac)
 exec 3<<<"through fd 3"; cat /dev/fd/3; readlink /dev/stdin /dev/fd
 echo to-stderr > /dev/stderr
 seq 2000 | tac | head -2
+ulimit -n; ulimit -s; ulimit -c
 """
 
 
