@@ -15,10 +15,18 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import ContextManager, NoReturn, Sequence, TextIO
 
-from legorun.config import DEFAULT_CLOCK_HZ, DEFAULT_CPI, CacheGeometry, MachineConfig, TraceConfig
+from legorun.config import (
+    DEFAULT_CLOCK_HZ,
+    DEFAULT_CPI,
+    DEFAULT_RPC_TIMEOUT_S,
+    DEFAULT_RPC_TRIES,
+    CacheGeometry,
+    MachineConfig,
+    TraceConfig,
+)
 from legorun.errors import LegorunError, UsageError
+from legorun.managers.global_memory import PLACEMENT_POLICIES
 from legorun.rpc.network import DEFAULT_BANDWIDTH_BPS, DEFAULT_LATENCY_S, NetworkModel
-from legorun.rpc.frames import DEFAULT_TIMEOUT_S, DEFAULT_TRIES
 from legorun.units import parse_bandwidth, parse_duration, parse_frequency, parse_size
 
 PROG = "legorun"
@@ -28,8 +36,10 @@ SUBCOMMANDS = {
     "sweep": "legorun.sweep:main",
     "memory-server": "legorun.serve:memory_main",
     "storage-server": "legorun.serve:storage_main",
+    "keygen": "legorun.rpc.security:keygen_main",
 }
 DEBUG_ITEMS = ("in_asm", "exec")
+MAX_CHECKPOINT_NAME = 255
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,10 +89,42 @@ def parse_addresses(text: str) -> tuple[str, ...]:
     return addresses
 
 
+def parse_interval(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"must be positive: {text!r}")
+    return seconds
+
+
+def parse_checkpoint_name(text: str) -> str:
+    if not text or len(text) > MAX_CHECKPOINT_NAME or not text.isprintable():
+        raise ValueError(f"{text!r}: a checkpoint name is 1 to {MAX_CHECKPOINT_NAME} "
+                         "printable characters")
+    return text
+
+
+def check_checkpoint_options(options: argparse.Namespace) -> None:
+    if options.restore is not None:
+        if options.program is not None:
+            raise UsageError("--restore takes no PROGRAM: the checkpoint holds the program "
+                             "and its arguments")
+        if options.set_env or options.unset_env or options.argv0 is not None:
+            raise UsageError("-E, -U and -0 do not go with --restore: the checkpoint holds "
+                             "the environment and arguments")
+    elif options.checkpoint_name is not None and options.checkpoint_interval is None:
+        raise UsageError("--checkpoint-name goes with --checkpoint-interval or --restore")
+    for flag, value in (("--checkpoint-interval", options.checkpoint_interval),
+                        ("--restore", options.restore)):
+        if value is not None and not options.memory:
+            raise UsageError(f"{flag} needs --memory: checkpoints are kept by a memory "
+                             "server")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        usage="legorun [options] PROGRAM [ARGS...]",
+        usage="legorun [options] PROGRAM [ARGS...]\n"
+              "       legorun --memory ADDR [options] --restore NAME",
         description="Run an x86-64 Linux ELF program on an emulated disaggregated machine "
         "(LegoOS): a processor with a software-managed DRAM cache (the ExCache) in front of "
         "a remote memory manager, and a stateless storage manager.",
@@ -116,13 +158,41 @@ def build_parser() -> argparse.ArgumentParser:
         "managers on other hosts (default: all embedded in this process)")
     managers.add_argument("--memory", metavar="ADDR[,ADDR...]", type=_typed(parse_addresses),
                           default=(), help="memory servers (legorun memory-server), e.g. "
-                          "tcp://127.0.0.1:7700")
+                          "tcp://127.0.0.1:7700; the first is each process's home")
+    managers.add_argument("--placement", choices=PLACEMENT_POLICIES, default="capacity",
+                          help="how 1 GiB vRegions are placed on several memory servers: on "
+                          "the one with the most free capacity, or round robin (default "
+                          "capacity)")
     managers.add_argument("--storage", metavar="ADDR", default="",
                           help="a storage server (legorun storage-server)")
     managers.add_argument("--rpc-timeout", metavar="TIME", type=_typed(parse_duration),
-                          default=DEFAULT_TIMEOUT_S,
+                          default=DEFAULT_RPC_TIMEOUT_S,
                           help=f"how long to wait for a server's reply before asking again "
-                          f"(default {DEFAULT_TIMEOUT_S:g}s; {DEFAULT_TRIES} tries)")
+                          f"(default {DEFAULT_RPC_TIMEOUT_S:g}s; {DEFAULT_RPC_TRIES} tries)")
+    managers.add_argument("--key-file", metavar="FILE", type=Path,
+                          help="the key file the servers were given (legorun keygen): "
+                          "needed by servers off loopback")
+    checkpoints = parser.add_argument_group(
+        "checkpoints (kept by the memory server: need --memory)",
+        "A restored run re-executes the program from the checkpoint, so its output and the "
+        "killed run's add up to one undisturbed run's when the program is one process with "
+        "one thread, holds no pipe or socket, and reads nothing from its stdin after the "
+        "checkpoint; the times and random bytes it reads may differ. A process that "
+        "forks, runs threads or holds a pipe, socket or the like when a checkpoint is due "
+        "ends the run with an error.")
+    checkpoints.add_argument("--checkpoint-interval", metavar="TIME",
+                             type=_typed(parse_interval),
+                             help="keep the process (registers, open files, memory) at the "
+                             "memory server every TIME of host time, e.g. 500ms")
+    checkpoints.add_argument("--checkpoint-name", metavar="NAME",
+                             type=_typed(parse_checkpoint_name),
+                             help="the name to keep them under (default: the program's file "
+                             "name; a restored run: the checkpoint's)")
+    checkpoints.add_argument("--restore", metavar="NAME", type=_typed(parse_checkpoint_name),
+                             help="go on with the process of checkpoint NAME after its "
+                             "processor was killed, without writing again what it wrote; "
+                             "no PROGRAM (the checkpoint has it); it goes on taking "
+                             "checkpoints as before")
     guest = parser.add_argument_group("the guest (as in qemu-user)")
     guest.add_argument("-L", "--sysroot", metavar="DIR", default="/",
                        help="look up the dynamic linker (PT_INTERP) under DIR (default /)")
@@ -219,7 +289,8 @@ def run(argv: Sequence[str]) -> int:
 
         sys.stdout.write(SyscallTable.build().format())
         return 0
-    if options.program is None:
+    check_checkpoint_options(options)
+    if options.program is None and options.restore is None:
         raise UsageError("no program given (usage: legorun [options] PROGRAM [ARGS...])")
     if options.root is not None and not options.root.is_dir():
         raise UsageError(f"--root {options.root}: not a directory")
@@ -239,15 +310,27 @@ def run(argv: Sequence[str]) -> int:
         cpi=options.cpi,
         count_instructions=bool(options.stats or options.stats_json or options.trace_json),
         memory_servers=options.memory,
+        placement=options.placement,
         storage_server=options.storage,
         rpc_timeout_s=options.rpc_timeout,
+        key_file=options.key_file,
+        checkpoint_interval_s=options.checkpoint_interval or 0.0,
+        checkpoint_name=options.checkpoint_name or (
+            os.path.basename(options.program)
+            if options.program and options.checkpoint_interval else ""),
     )
     if options.cpi <= 0:
         raise UsageError("--cpi must be positive")
     machine = Machine(config, trace_config(options))
     with _open_output(options.stats_json, "--stats-json") as stats_file:
-        result = machine.run(options.program, options.args, guest_environment(options),
-                             options.argv0)
+        try:
+            if options.restore is not None:
+                result = machine.restore(options.restore)
+            else:
+                result = machine.run(options.program, options.args,
+                                     guest_environment(options), options.argv0)
+        finally:
+            machine.close()
         if result.forked:
             # A process the guest forked ends as its guest did, for its parent's wait; the
             # shell's message, --stats and --stats-json are the top-level process's.

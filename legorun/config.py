@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from legorun.rpc.frames import DEFAULT_TIMEOUT_S
 from legorun.rpc.network import NetworkModel
 
 DEFAULT_CLOCK_HZ = 2.4e9  # the LegoOS testbed's Xeon E5-2620 v3
 DEFAULT_CPI = 1.0
+# How long a client of a manager server waits for each reply, and how often it asks.
+DEFAULT_RPC_TIMEOUT_S = 2.0
+DEFAULT_RPC_TRIES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +27,14 @@ class MachineConfig:
     cpi: float = DEFAULT_CPI  # modelled cycles per instruction
     count_instructions: bool = False  # keep the modelled clock (costs a compiled block hook)
     memory_servers: tuple[str, ...] = ()  # remote memory managers; () = embedded
+    placement: str = "capacity"  # of vRegions over memory_servers: capacity | striped
     storage_server: str = ""  # a remote storage manager; "" = embedded
-    rpc_timeout_s: float = DEFAULT_TIMEOUT_S  # per try, for the remote managers
+    rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S  # per try, for the remote managers
+    # Keep the process at the memory server this often (host time; 0: never), under this
+    # name, for `legorun --restore` (processor/checkpoint.py).
+    checkpoint_interval_s: float = 0.0
+    checkpoint_name: str = ""
+    key_file: Path | None = None  # authenticates to the remote managers (rpc/security.py)
 
 
 @dataclass(frozen=True, slots=True)

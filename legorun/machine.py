@@ -8,15 +8,16 @@ transport.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from legorun.config import MachineConfig, TraceConfig
-from legorun.errors import LegorunError, LoaderError, ProgramNotFound
+from legorun.errors import LegorunError, LoaderError, ProgramNotFound, RpcError
 from legorun.managers.confine import PathResolver
 from legorun.managers.memory import MemoryManager
 from legorun.managers.storage import StorageManager
+from legorun.processor.checkpoint_restore import fetch_checkpoint
 from legorun.processor.processor import Exit, Processor, Warn
 from legorun.rpc.messages import StatReply, StatRequest
 from legorun.rpc.stats import RpcStats
@@ -51,19 +52,35 @@ class Machine:
         else:
             self.transport.register(StorageManager(config.root).handlers())
         if config.memory_servers:
-            self.transport.connect(self._channel(config.memory_servers[0], "memory",
-                                                 storage=config.storage_server))
+            from legorun.rpc.memory_routing import MemoryRouter
+
+            channels = [self._channel(address, "memory", storage=config.storage_server)
+                        for address in config.memory_servers]
+            self.transport.route(MemoryRouter(channels, config.placement,
+                                              self.transport.record, self.rpc_stats))
         else:
             self.transport.register(MemoryManager(self.transport.call).handlers())
         self.warn = Warn()
 
+    def close(self) -> None:
+        """The connections to manager servers end with the run."""
+        self.transport.close()
+
     def _channel(self, address: str, role: str, storage: str = "") -> RemoteChannel:
         from legorun.rpc.remote import ChannelOptions, RemoteChannel
+        from legorun.rpc.security import HandshakeWatch, client_configure
 
-        options = ChannelOptions(timeout_s=self.config.rpc_timeout_s)
-        # The run's processor id: its forked children inherit it with the machine.
-        return RemoteChannel(address, role, options, processor=self._processor_id,
-                             storage=storage)
+        keys = client_configure(self.config.key_file) if self.config.key_file else None
+        watch = HandshakeWatch(keys)
+        options = ChannelOptions(timeout_s=self.config.rpc_timeout_s, configure=watch.configure)
+        try:
+            # The run's processor id: its forked children inherit it with the machine.
+            return RemoteChannel(address, role, options, processor=self._processor_id,
+                                 storage=storage)
+        except RpcError as error:
+            raise watch.explain(error, role, address) from None
+        finally:
+            watch.close()
 
     def guest_cwd(self) -> str:
         """The guest starts where legorun was started, seen from inside the root if any."""
@@ -118,4 +135,24 @@ class Machine:
         argv = [os.fsencode(arg) for arg in shown_argv]
         envp = [os.fsencode(f"{key}={value}") for key, value in env.items()]
         exit = processor.run(path, argv, envp, os.fsencode(program), cwd)
+        return RunResult(exit, RunStats.collect(processor, self.rpc_stats), processor.forked)
+
+    def restore(self, name: str) -> RunResult:
+        """Go on with the process of checkpoint `name` at the memory server (see
+        processor/checkpoint.py); the run takes checkpoints as the checkpointed one did, under
+        the same name unless the configuration names another."""
+        checkpoint = fetch_checkpoint(self.transport, name)
+        config = replace(
+            self.config,
+            checkpoint_interval_s=(self.config.checkpoint_interval_s
+                                   or checkpoint.record.interval_s),
+            checkpoint_name=self.config.checkpoint_name or name,
+        )
+        instruments = build_instruments(RunContext(
+            machine=config, trace=self.trace, program=self.host_path(checkpoint.exe),
+            argv=checkpoint.argv, pid=checkpoint.pid, transport=self.transport,
+            rpc_stats=self.rpc_stats,
+        ))
+        processor = Processor(config, self.transport, self.rpc_stats, self.warn, instruments)
+        exit = processor.resume(checkpoint)
         return RunResult(exit, RunStats.collect(processor, self.rpc_stats), processor.forked)

@@ -1,4 +1,5 @@
-"""The end-of-run statistics: ExCache, RPC by opcode, syscalls by name, modelled cost.
+"""The end-of-run statistics: ExCache, RPC by opcode, syscalls by name, modelled cost, and
+the load of each remote memory server.
 
 The `modelled` section is the modelled clock at the end of the run (legorun/processor/clock.py);
 `legorun sweep` reads it, so its keys are a contract: instructions, clock_hz, cpi, compute_s,
@@ -8,10 +9,10 @@ counted)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from legorun.rpc.stats import RpcStats
+from legorun.rpc.stats import RpcStats, ServerLoad
 from legorun.units import format_size
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ class RunStats:
     syscalls: dict[str, int]
     modelled_remote_s: float
     modelled: dict[str, int | float | None]
+    # Remote memory servers by address, the home first (empty when memory is embedded).
+    memory_servers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def collect(cls, processor: Processor, rpc: RpcStats) -> RunStats:
@@ -58,7 +61,8 @@ class RunStats:
             "remote_s": clock.remote_s,
             "total_s": clock.total_s,
         }
-        return cls(excache, by_opcode, syscalls, rpc.modelled_s, modelled)
+        servers = {address: _server_load(load) for address, load in rpc.servers.items()}
+        return cls(excache, by_opcode, syscalls, rpc.modelled_s, modelled, servers)
 
     def to_json(self) -> str:
         return json.dumps({
@@ -67,6 +71,7 @@ class RunStats:
             "syscalls": self.syscalls,
             "modelled_remote_s": self.modelled_remote_s,
             "modelled": self.modelled,
+            "memory_servers": self.memory_servers,
         }, indent=2)
 
     def summary(self) -> str:
@@ -85,11 +90,24 @@ class RunStats:
         for name, entry in self.rpc.items():
             lines.append(f"    {name:<18} {entry['count']:>9} calls {entry['bytes']:>12} bytes")
         lines.append(self._modelled_line())
+        lines += self._server_lines()
         total = sum(self.syscalls.values())
         lines.append(f"  syscalls   {total}")
         for name, count in list(self.syscalls.items())[:12]:
             lines.append(f"    {name:<18} {count:>9}")
         return "\n".join(lines) + "\n"
+
+    def _server_lines(self) -> list[str]:
+        if not self.memory_servers:
+            return []
+        lines = ["  memory servers (what each held for all its processors at exit)"]
+        for address, load in self.memory_servers.items():
+            capacity = format_size(load["capacity"]) if load["capacity"] else "no limit"
+            role = "home" if load["home"] else "    "
+            lines.append(f"    {address} {role} {load['requests']:>9} calls "
+                         f"{load['bytes']:>12} bytes, {len(load['vregions'])} vRegions, "
+                         f"held {load['pages_held']} pages (capacity {capacity})")
+        return lines
 
     def _modelled_line(self) -> str:
         m = self.modelled
@@ -99,3 +117,16 @@ class RunStats:
         return (f"  modelled   {m['total_s'] * 1e3:.3f} ms = compute {m['compute_s'] * 1e3:.3f} ms "
                 f"({m['instructions']} instructions x CPI {m['cpi']:g} at "
                 f"{m['clock_hz'] / 1e9:g} GHz) + {remote}")
+
+
+def _server_load(load: ServerLoad) -> dict[str, Any]:
+    return {
+        "home": load.home,
+        "requests": load.requests,
+        "bytes": load.bytes,
+        "modelled_s": load.modelled_s,
+        "vregions": sorted(load.vregions),
+        "capacity": load.capacity,
+        "bytes_held": load.bytes_held,
+        "pages_held": load.pages_held,
+    }

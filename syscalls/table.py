@@ -23,6 +23,7 @@ from syscalls import (
     futex,
     locks,
     membarrier,
+    mempolicy,
     misc,
     mm,
     ownership,
@@ -39,6 +40,7 @@ from syscalls import (
     threads,
     time,
     timerfd,
+    timers,
     utimes,
     xattr,
 )
@@ -222,6 +224,11 @@ IMPLEMENTED: dict[int, Callable[..., int] | Any] = {
     217: descriptors.sys_getdents64,
     218: threads.sys_set_tid_address,
     221: IGNORED,  # fadvise64: advice only
+    222: timers.sys_timer_create,
+    223: timers.sys_timer_settime,
+    224: timers.sys_timer_gettime,
+    225: timers.sys_timer_getoverrun,
+    226: timers.sys_timer_delete,
     228: time.sys_clock_gettime,
     229: time.sys_clock_getres,
     230: time.sys_clock_nanosleep,
@@ -230,6 +237,9 @@ IMPLEMENTED: dict[int, Callable[..., int] | Any] = {
     233: epoll.sys_epoll_ctl,
     234: signals.sys_tgkill,
     235: utimes.sys_utimes,
+    237: mempolicy.sys_mbind,
+    238: mempolicy.sys_set_mempolicy,
+    239: mempolicy.sys_get_mempolicy,
     247: procs.sys_waitid,
     257: paths.sys_openat,
     258: paths.sys_mkdirat,
@@ -277,6 +287,7 @@ IMPLEMENTED: dict[int, Callable[..., int] | Any] = {
     436: descriptors.sys_close_range,
     439: paths.sys_faccessat2,
     441: epoll.sys_epoll_pwait2,
+    450: mempolicy.sys_set_mempolicy_home_node,
 }
 
 

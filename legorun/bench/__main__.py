@@ -48,6 +48,7 @@ from legorun.bench.runners import (
 )
 from legorun.bench.network import GOAL_US as NETWORK_MISS_GOAL_US
 from legorun.bench.network import network_report, remote_miss_cost
+from legorun.bench.replication import replication_overhead, replication_report
 from legorun.bench.processes import (
     YIELD_C,
     fork_cost,
@@ -55,6 +56,7 @@ from legorun.bench.processes import (
     thread_switch_cost,
     threads_against_qemu,
 )
+from legorun.bench.sharing import SHARING_C, sharing_report, sharing_throughput
 from legorun.bench.tools import (
     CACHE_SIM_ARGS,
     SYSCALL_HEAVY_C,
@@ -442,6 +444,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         progress("ExCache misses through a memory server on loopback")
         network = remote_miss_cost(hello)
+        sharing = sharing_throughput(bench, compile_static(SHARING_C, "sharing",
+                                                           bench.workdir))
+        progress("memory replication: a run against a memory server with and without a backup")
+        replication = replication_overhead(bench, sample_binary("workingset", progress))
     per_miss = miss.get("seconds_per_miss")
     targets = [
         *sample_targets(results),
@@ -454,7 +460,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     sys.stdout.write(report(results, miss, startup, dynamic, syscall,
                             processes + tool_report(cache_sim, trace)
-                            + network_report(network), targets, bench,
+                            + network_report(network) + replication_report(replication)
+                            + sharing_report(sharing),
+                            targets, bench,
                             options.repeat,
                             options.excache))
     progress(f"benchmark finished in {time.perf_counter() - started:.1f} s")
@@ -472,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cache_sim_vs_cachegrind": cache_sim,
             "trace_overhead": trace,
             "network": network,
+            "memory_server_sharing": sharing,
+            "replication": replication,
             "targets": [{"what": t.what, "goal": t.goal, "measured": t.measured, "met": t.met}
                         for t in targets],
             "notes": bench.notes,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from legorun.bench.runners import memory_server, subprocess_env
 from legorun.managers.vma import PAGE_SIZE
 
 CALLS = 2000
@@ -55,11 +56,8 @@ class _Child:
 
 
 def _start(argv: list[str]) -> _Child:
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               stdin=subprocess.DEVNULL, env=env)
+                               stdin=subprocess.DEVNULL, env=subprocess_env())
     assert process.stdout is not None
     return _Child(process, process.stdout.readline().decode().strip())
 
@@ -117,14 +115,11 @@ def remote_miss_cost(hello: Path) -> dict[str, Any]:
     from legorun.rpc.messages import ExecReply, ExecRequest, PageMissRequest
     from legorun.rpc.remote import RemoteChannel
 
-    server = _start([sys.executable, "-m", "legorun", "memory-server", "--listen",
-                     "tcp://127.0.0.1:*"])
-    try:
-        channel = RemoteChannel(server.line.rsplit(" ", 1)[1], "memory",
-                                processor=os.getpid())
+    with memory_server() as address:
+        channel = RemoteChannel(address, "memory", processor=os.getpid())
         pid = 1
-        image: ExecReply = channel.call(ExecRequest(pid, str(hello.resolve()), (b"hello",), (),
-                                                    b"hello"))
+        image: ExecReply = channel.call(ExecRequest(pid, str(hello.resolve()), (b"hello",),
+                                                    (), b"hello"))
         if image.status:
             raise RuntimeError(f"the memory server could not exec {hello}: {image.status}")
         page = image.sp & ~(PAGE_SIZE - 1)
@@ -133,8 +128,6 @@ def remote_miss_cost(hello: Path) -> dict[str, Any]:
         with_writeback = _median_us(lambda: channel.call(
             PageMissRequest(pid, page, ((page - PAGE_SIZE, line),))))
         channel.close()
-    finally:
-        server.stop()
     payload = bytes(PAGE_SIZE + 64)
     return {"miss_us": miss, "miss_with_writeback_us": with_writeback,
             "zmq_echo_4k_us": _zmq_floor(payload), "tcp_echo_4k_us": _tcp_floor(payload),

@@ -13,7 +13,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,24 @@ def subprocess_env() -> dict[str, str]:
     previous = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + previous if previous else "")
     return env
+
+
+@contextmanager
+def memory_server(*args: str) -> Iterator[str]:
+    """A `legorun memory-server` on a free loopback port for the block; its address."""
+    server = subprocess.Popen([sys.executable, "-m", "legorun", "memory-server",
+                               "--listen", "tcp://127.0.0.1:*", *args],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=subprocess_env())
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline().decode()
+        if "listening on " not in line:
+            raise RuntimeError(f"the memory server did not start: {line!r}")
+        yield line.rsplit(" ", 1)[1].strip()
+    finally:
+        server.kill()
+        server.wait()
 
 
 def run_once(argv: Sequence[str], env: Mapping[str, str], cwd: Path,

@@ -23,6 +23,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
+from legorun.managers.page_account import CountedPages, PageAccount
 from legorun.managers.vma import (
     MAP_ANONYMOUS,
     MAP_DENYWRITE,
@@ -217,7 +218,7 @@ class AddressSpace:
         spaces share them until one replaces its own."""
         other = AddressSpace(self._read_file, self._mmap_base, self._mmap_min_addr, self._task_size)
         other._vmas = list(self._vmas)
-        other._pages = dict(self._pages)
+        other._pages = self._pages.copy()  # counted pages stay counted (page_account.py)
         other._brk_base = self._brk_base
         other._brk = self._brk
         return other
@@ -237,7 +238,10 @@ class AddressSpace:
             # huge sparse mapping cost memory.
             return bytes(PAGE_SIZE)
         page = self._file_page(vma, number << PAGE_SHIFT)
-        self._pages[number] = page
+        try:
+            self._pages[number] = page
+        except SyscallError:
+            pass  # a full memory server serves the file's page without keeping it
         return page
 
     def write_page(self, addr: int, data: bytes) -> None:
@@ -262,9 +266,33 @@ class AddressSpace:
             return [number for number in range(first, last) if number in self._pages]
         return [number for number in self._pages if first <= number < last]
 
+    def take_pages(self, addrs: Iterable[int], keep: bool) -> list[tuple[int, bytes]]:
+        """Remove the stored pages at `addrs` (those that are stored) and return them as
+        (address, contents) when `keep`; the mappings stay."""
+        taken = []
+        for addr in addrs:
+            page = self._pages.pop(addr >> PAGE_SHIFT, None)
+            if page is not None and keep:
+                taken.append((addr & ~_PAGE_MASK, page))
+        return taken
+
     def _drop_pages(self, start: int, end: int) -> None:
         for number in self._stored_in(start, end):
             del self._pages[number]
+
+    # ------------------------------------------------------------------ capacity
+
+    def charge(self, account: PageAccount) -> None:
+        """Count this space's pages against a memory server's `account` from now on;
+        ENOMEM, with nothing counted, when they do not fit."""
+        self._pages = CountedPages.holding(account, self._pages)
+
+    def release(self) -> None:
+        """The space is gone (its process exited or exec'ed, its snapshot was released):
+        counted pages go back to the server's account at once. Uncounted ones (the embedded
+        memory manager) are left to the memory manager, which defers freeing them."""
+        if isinstance(self._pages, CountedPages):
+            self._pages.clear()
 
     # ------------------------------------------------------------------ VMA list primitives
 

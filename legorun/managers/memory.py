@@ -9,6 +9,7 @@ handler never raises for a guest error: the reply's `status` carries the errno.
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any, Callable
 
 from legorun.errors import LegorunError
@@ -16,10 +17,15 @@ from legorun.loader.elf import ET_DYN, LoadedImage, parse_elf
 from legorun.loader.script import MAX_NESTING, parse_shebang
 from legorun.loader.stack import AuxvInputs, build_stack
 from legorun.managers.address_space import AddressSpace
+from legorun.managers.checkpoints import CheckpointHandlers, CheckpointStore
+from legorun.managers.global_memory import VREGION_SHIFT
+from legorun.managers.page_account import PageAccount
 from legorun.managers.vma import (
     MAP_ANONYMOUS,
     MAP_GROWSDOWN,
+    MAP_NORESERVE,
     MAP_PRIVATE,
+    MAP_TYPE,
     PROT_EXEC,
     PROT_NONE,
     PROT_READ,
@@ -30,6 +36,8 @@ from legorun.managers.vma import (
 )
 from legorun.rpc.messages import (
     BrkRequest,
+    CapacityReply,
+    CapacityRequest,
     DataReply,
     ExecReply,
     ExecRequest,
@@ -48,8 +56,11 @@ from legorun.rpc.messages import (
     Opcode,
     PageMissRequest,
     PageReply,
+    PagesReply,
     Request,
     StatusReply,
+    TakePagesRequest,
+    VRegionRequest,
     WritebackRequest,
 )
 from syscalls.errno import Errno, SyscallError, strerror
@@ -87,12 +98,21 @@ def _map_image(space: AddressSpace, image: LoadedImage, data: bytes, path: str) 
 
 
 class MemoryManager:
-    def __init__(self, storage: Callable[[Request], Any]) -> None:
-        """`storage` sends an M2S request to the storage manager and returns its reply."""
+    def __init__(self, storage: Callable[[Request], Any],
+                 checkpoints: CheckpointStore | None = None,
+                 account: PageAccount | None = None) -> None:
+        """`storage` sends an M2S request to the storage manager and returns its reply;
+        `checkpoints` is where named checkpoints are kept (a memory server shares one store
+        among its processors' managers, so that a restored run finds them); `account`
+        counts the pages held against the server's capacity (shared the same way; None:
+        nothing is counted, as in the embedded machine)."""
         self._storage = storage
+        self._account = account
         self._spaces: dict[int, AddressSpace] = {}
         # Fork snapshots not yet claimed by their child, by token.
         self._snapshots: dict[int, AddressSpace] = {}
+        # Claimed snapshots, by token: the child's pid, and its space while it lives.
+        self._claims: dict[int, tuple[int, weakref.ref[AddressSpace]]] = {}
         self._next_token = 1
         # Address spaces of processes that exited or exec'ed, freed when the next process
         # is made (fork, exec) instead of on the way out. An embedded memory manager is
@@ -101,6 +121,8 @@ class MemoryManager:
         # page (CPython writes each object's reference count): a forked child that execs
         # or exits must not pay that for the snapshot it got.
         self._retired: list[AddressSpace] = []
+        self._checkpoints = CheckpointHandlers(checkpoints or CheckpointStore(), self._spaces,
+                                               self._retire)
 
     def handlers(self) -> dict[Opcode, Callable[[Any], Any]]:
         return {
@@ -117,6 +139,10 @@ class MemoryManager:
             Opcode.P2M_MPROTECT: self.handle_p2m_mprotect,
             Opcode.P2M_MREMAP: self.handle_p2m_mremap,
             Opcode.P2M_MADVISE: self.handle_p2m_madvise,
+            Opcode.P2M_CAPACITY: self.handle_p2m_capacity,
+            Opcode.P2M_VREGION: self.handle_p2m_vregion,
+            Opcode.P2M_TAKE_PAGES: self.handle_p2m_take_pages,
+            **self._checkpoints.handlers(),
         }
 
     # ------------------------------------------------------------ storage access
@@ -189,6 +215,11 @@ class MemoryManager:
             stack.sp - (STACK_TOP - STACK_SIZE),
         )
         space.set_brk_base(image.end)
+        if self._account is not None:
+            try:
+                space.charge(self._account)
+            except SyscallError as error:  # a full server: exec fails as Linux's does
+                return ExecReply(status=Errno.ENOMEM, detail=f"{req.path}: {error.detail}")
         self._retire(req.pid)
         self._spaces[req.pid] = space
         return ExecReply(
@@ -232,6 +263,7 @@ class MemoryManager:
     def _retire(self, pid: int) -> None:
         space = self._spaces.pop(pid, None)
         if space is not None:
+            space.release()
             self._retired.append(space)
 
     # ------------------------------------------------------------ fork
@@ -252,11 +284,21 @@ class MemoryManager:
         snapshot = self._snapshots.pop(req.token, None)
         if snapshot is None:
             return StatusReply(status=Errno.ESRCH)
+        self._retire(req.pid)
         self._spaces[req.pid] = snapshot
+        self._claims[req.token] = (req.pid, weakref.ref(snapshot))
         return StatusReply()
 
     def handle_p2m_fork_release(self, req: ForkReleaseRequest) -> StatusReply:
-        self._snapshots.pop(req.token, None)
+        """The parent reaped the child: an unclaimed snapshot goes, and so does the claimed
+        one if it is still the child's space (the child was killed before it could exit:
+        nothing else would let that space go)."""
+        snapshot = self._snapshots.pop(req.token, None)
+        if snapshot is not None:
+            snapshot.release()
+        pid, claimed = self._claims.pop(req.token, (0, None))
+        if claimed is not None and self._spaces.get(pid) is claimed():
+            self._retire(pid)
         return StatusReply()
 
     # ------------------------------------------------------------ ExCache traffic
@@ -295,16 +337,32 @@ class MemoryManager:
             return MmReply(status=error.errno, layout=space.layout())
         return MmReply(result=result or 0, layout=space.layout())
 
+    def _promises(self, nbytes: int) -> bool:
+        """Whether a request for `nbytes` of new writable private memory may be made: on a
+        server with a capacity, the check of Linux's heuristic overcommit (see
+        page_account.py); the pages themselves are refused only when they are stored."""
+        return self._account is None or self._account.admits(nbytes)
+
     def handle_p2m_brk(self, req: BrkRequest) -> MmReply:
-        return self._mm(req.pid, lambda space: space.brk(req.brk))
+        def brk(space: AddressSpace) -> int:
+            current = space.brk(0)  # a break below the heap's base changes nothing
+            if not self._promises(page_up(req.brk) - page_up(current)):
+                return current  # brk fails by leaving the break where it was
+            return space.brk(req.brk)
+
+        return self._mm(req.pid, brk)
 
     def handle_p2m_mmap(self, req: MmapRequest) -> MmReply:
-        return self._mm(
-            req.pid,
-            lambda space: space.mmap(
-                req.addr, req.length, req.prot, req.flags, req.path, req.offset
-            ),
-        )
+        # Linux's accountable_mapping(): writable, private or anonymous, not MAP_NORESERVE.
+        accountable = (req.prot & PROT_WRITE and not req.flags & MAP_NORESERVE
+                       and (req.flags & MAP_ANONYMOUS or req.flags & MAP_TYPE == MAP_PRIVATE))
+
+        def mmap(space: AddressSpace) -> int:
+            if accountable and not self._promises(page_up(req.length)):
+                raise SyscallError(Errno.ENOMEM, "more than the memory server's capacity")
+            return space.mmap(req.addr, req.length, req.prot, req.flags, req.path, req.offset)
+
+        return self._mm(req.pid, mmap)
 
     def handle_p2m_munmap(self, req: MunmapRequest) -> MmReply:
         return self._mm(req.pid, lambda space: space.munmap(req.addr, req.length))
@@ -322,3 +380,39 @@ class MemoryManager:
 
     def handle_p2m_madvise(self, req: MadviseRequest) -> MmReply:
         return self._mm(req.pid, lambda space: space.madvise(req.addr, req.length, req.advice))
+
+    # ------------------------------------------------------------ global memory management
+
+    def handle_p2m_capacity(self, req: CapacityRequest) -> CapacityReply:
+        if self._account is None:
+            return CapacityReply()
+        account = self._account
+        return CapacityReply(capacity=account.capacity, used=account.used,
+                             pages=account.pages)
+
+    def handle_p2m_vregion(self, req: VRegionRequest) -> StatusReply:
+        """Own vRegion `index` of pid (managers/global_memory.py): its home keeps the VMAs,
+        this server only its written pages, under one private anonymous area covering the
+        whole vRegion."""
+        space = self._spaces.get(req.pid)
+        if space is None:
+            space = AddressSpace(self._read_file)
+            if self._account is not None:
+                space.charge(self._account)
+            self._spaces[req.pid] = space
+        start = req.index << VREGION_SHIFT
+        if space.find(start) is None:
+            end = min(start + (1 << VREGION_SHIFT), STACK_TOP)
+            try:
+                space.map_fixed(Vma(start, end, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS, name="[vregion]"))
+            except SyscallError as error:
+                return StatusReply(status=error.errno)
+        return StatusReply()
+
+    def handle_p2m_take_pages(self, req: TakePagesRequest) -> PagesReply:
+        space = self._spaces.get(req.pid)
+        if space is None:
+            return PagesReply(status=Errno.ESRCH)
+        return PagesReply(pages=tuple(space.take_pages(req.addrs, req.keep)))
+

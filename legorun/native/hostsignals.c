@@ -10,6 +10,12 @@
  * guest threads blocked) wakes up as well. The run loop then takes the recorded signals and
  * delivers them to the guest.
  *
+ * The guest's POSIX timers are host POSIX timers whose expirations all arrive on one host
+ * signal, the timer carrier, with si_code SI_TIMER and the guest timer's slot as si_value:
+ * those are counted per slot (this expiration and the ones the host merged into it, its
+ * si_overrun) instead of being recorded as the carrier signal, so that several timers
+ * firing at once lose nothing. Anything else on the carrier is an ordinary signal.
+ *
  * A signal handler receives no user data, so the one active recorder is kept in a static
  * pointer: a host process runs one emulated process.
  */
@@ -22,6 +28,7 @@
 #include <unistd.h>
 
 #define MAX_SIGNAL 64
+#define MAX_TIMERS 4096 /* guest POSIX timers that may exist at once */
 
 typedef int (*emu_stop_fn)(void *uc);
 
@@ -37,6 +44,8 @@ typedef struct {
     int32_t status[MAX_SIGNAL + 1];
     uint8_t changed[MAX_SIGNAL + 1];       /* the host disposition was replaced ... */
     struct sigaction saved[MAX_SIGNAL + 1]; /* ... and this is what it was */
+    int timer_signal;                       /* the timer carrier, 0 before one is set */
+    int64_t expirations[MAX_TIMERS];        /* per guest timer slot, not taken yet */
 } hostsig_t;
 
 static hostsig_t *volatile active;
@@ -48,11 +57,18 @@ static void on_signal(int sig, siginfo_t *info, void *context)
     if (!s || sig <= 0 || sig > MAX_SIGNAL)
         return;
     int saved_errno = errno;
-    s->code[sig] = info ? info->si_code : 0;
-    s->pid[sig] = info ? info->si_pid : 0;
-    s->uid[sig] = info ? info->si_uid : 0;
-    s->status[sig] = info && sig == SIGCHLD ? info->si_status : 0;
-    s->pending[sig] = 1;
+    int slot = info ? info->si_value.sival_int : -1;
+    if (sig == s->timer_signal && info && info->si_code == SI_TIMER && slot >= 0
+        && slot < MAX_TIMERS) {
+        int64_t count = 1 + (int64_t)(info->si_overrun > 0 ? info->si_overrun : 0);
+        __atomic_add_fetch(&s->expirations[slot], count, __ATOMIC_RELAXED);
+    } else {
+        s->code[sig] = info ? info->si_code : 0;
+        s->pid[sig] = info ? info->si_pid : 0;
+        s->uid[sig] = info ? info->si_uid : 0;
+        s->status[sig] = info && sig == SIGCHLD ? info->si_status : 0;
+        s->pending[sig] = 1;
+    }
     s->arrived = 1;
     if (s->uc)
         s->emu_stop(s->uc);
@@ -128,6 +144,26 @@ int hostsig_take(hostsig_t *s, int sig, int32_t info[4])
     info[2] = (int32_t)s->uid[sig];
     info[3] = s->status[sig];
     return 1;
+}
+
+/* Route the host timers' signal sig to the per-slot expiration counts (see the top). */
+void hostsig_set_timer_signal(hostsig_t *s, int sig)
+{
+    s->timer_signal = sig;
+}
+
+/* The expirations of the timer in slot since the last call (0 for a bad slot). Exchanged
+ * atomically: the handler may add to the count at any moment. */
+int64_t hostsig_take_expirations(hostsig_t *s, int slot)
+{
+    if (slot < 0 || slot >= MAX_TIMERS)
+        return 0;
+    return __atomic_exchange_n(&s->expirations[slot], 0, __ATOMIC_RELAXED);
+}
+
+int hostsig_max_timers(void)
+{
+    return MAX_TIMERS;
 }
 
 /* Restore every replaced disposition and forget the recorder. */

@@ -6,8 +6,8 @@ failed execve returns its errno to the old program, as Linux does. Then the proc
 what the kernel's exec does to a process (fs/exec.c begin_new_exec, flush_signal_handlers,
 do_close_on_exec): the ExCache forgets the old lines, descriptors opened close-on-exec are
 closed, caught signals go back to their default action (ignored ones stay ignored), the
-alternate signal stack and the robust futex list are forgotten, and the task takes the new
-program's name. The pid, the parent, the process group, the cwd, the other descriptors and
+POSIX timers are deleted, the alternate signal stack and the robust futex list are
+forgotten, and the task takes the new program's name. The pid, the parent, the process group, the cwd, the other descriptors and
 the signal mask are kept.
 
 The new program starts from an `ExecImage` raised out of the syscall hook: the run loop
@@ -99,6 +99,8 @@ def _begin_new_exec(processor: Processor, state: ProcessState, reply: ExecReply,
     state.stack_start = reply.sp
     state.sigactions = {sig: SignalAction(SIG_IGN) for sig, action in state.sigactions.items()
                         if action.handler == SIG_IGN}
+    assert processor.signals is not None
+    processor.signals.timers.delete_all()
     processor.threads.current.reset_for_exec()
     state.prctl.pop(PR_GET_NAME, None)  # the task is named after the new program
     fds = processor.fds

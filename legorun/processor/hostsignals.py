@@ -11,19 +11,33 @@ KeyboardInterrupt, which ends legorun with status 130).
 The guest's interval timers are the host process's (setitimer(2)): their signals are
 always recorded while a timer is armed, so that even a default action (SIGALRM ends the
 process) goes through the run loop, which reports it as the guest's death.
+
+The guest's POSIX timers (timer_create(2)) are host POSIX timers too, on the same clock.
+Their expirations all arrive on one host signal, TIMER_CARRIER, sent to the thread that
+runs the guest with the guest timer's slot as si_value; the recorder counts them per slot
+(take_expirations) and posix_timers.py turns them into the guest's own signals. One host
+signal for every guest timer keeps the guest's choice free: glibc's SIGEV_THREAD timers
+signal 32, which the host's C library owns. The carrier is caught while a signalling timer
+is armed, for the same reason as SIGALRM above; otherwise it mirrors the guest's action for
+signal TIMER_CARRIER like any other. Host POSIX timers are not inherited by fork(2): a
+forked child starts with none.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import signal
+import struct
+import threading
 
 from unicorn import Uc
 from unicorn.unicorn_py3.unicorn import uclib
 
 from legorun.errors import LegorunError
 from legorun.native import native_library
+from legorun.processor.hostlib import checked, libc
 
 # Never mirrored: faults of legorun itself must stay fatal to it, SIGPIPE stays ignored
 # (a write reports EPIPE and the guest's SIGPIPE is raised by the write), the two lowest
@@ -37,6 +51,11 @@ NOT_MIRRORED = frozenset({
 TIMER_SIGNALS = {signal.ITIMER_REAL: signal.SIGALRM, signal.ITIMER_VIRTUAL: signal.SIGVTALRM,
                  signal.ITIMER_PROF: signal.SIGPROF}
 CATCH, IGNORE, DEFAULT = "catch", "ignore", "default"
+TIMER_CARRIER = 64  # SIGRTMAX (see the module docstring)
+SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4  # sigev_notify
+# struct sigevent: sigev_value, sigev_signo, sigev_notify, sigev_notify_thread_id; 64 bytes
+SIGEVENT, SIGEVENT_SIZE = struct.Struct("<qiii"), 64
+ITIMERSPEC_SIZE = 32  # it_interval, it_value: two struct timespec
 
 
 class HostSignals:
@@ -55,8 +74,21 @@ class HostSignals:
         self._timers_armed: set[int] = set()
         self._wakeup: tuple[int, int] | None = None
         self._wakeup_pid = 0
+        self._lib.hostsig_take_expirations.restype = ctypes.c_int64
+        self._lib.hostsig_set_timer_signal(self._state, TIMER_CARRIER)
+        self.max_posix_timers = self._lib.hostsig_max_timers()
+        self._requested: dict[int, str] = {}  # the guest's wish, when a timer overrides it
+        self._posix_timers: dict[int, ctypes.c_void_p] = {}  # slot -> host timer_t
+        self._signalling: set[int] = set()  # slots whose timer sends the carrier
+        self._posix_armed: set[int] = set()  # slots whose signalling timer is armed
+        self._posix_timers_pid = os.getpid()
 
     def close(self) -> None:
+        for slot in list(self._host_posix_timers()):
+            self.delete_posix_timer(slot)
+        for which in list(self._timers_armed):  # the guest's timers end with it
+            signal.setitimer(which, 0)
+        self._timers_armed.clear()
         if self._state.value:
             self._arrived = ctypes.c_int(0)  # the recorder's memory goes
             self._lib.hostsig_free(self._state)
@@ -72,8 +104,11 @@ class HostSignals:
         """Make the host disposition of `sig` follow the guest's (CATCH, IGNORE, DEFAULT)."""
         if sig in NOT_MIRRORED or not 1 <= sig <= 64:
             return
+        self._requested[sig] = disposition
         if sig in TIMER_SIGNALS.values() and self._timer_of(sig) in self._timers_armed:
             disposition = CATCH  # see the module docstring
+        if sig == TIMER_CARRIER and self._posix_armed:
+            disposition = CATCH
         if self._dispositions.get(sig, DEFAULT) == disposition:
             return
         if disposition == DEFAULT:
@@ -146,3 +181,80 @@ class HostSignals:
     @staticmethod
     def get_timer(which: int) -> tuple[float, float]:
         return signal.getitimer(which)
+
+    # ------------------------------------------------------------ POSIX timers
+
+    def _host_posix_timers(self) -> dict[int, ctypes.c_void_p]:
+        """This process's host POSIX timers by slot: a forked child has none of its
+        parent's (their handles name nothing, or its own timers, in the child)."""
+        if self._posix_timers_pid != os.getpid():
+            self._posix_timers_pid = os.getpid()
+            self._posix_timers.clear()
+            self._signalling.clear()
+            self._posix_armed.clear()
+        return self._posix_timers
+
+    def create_posix_timer(self, slot: int, clockid: int, signalling: bool) -> None:
+        """A disarmed host POSIX timer on host clock `clockid` for the guest timer in `slot`
+        (0 <= slot < max_posix_timers); a signalling one sends TIMER_CARRIER to this thread,
+        the one that runs the guest. Raises OSError as timer_create(2) fails."""
+        timers = self._host_posix_timers()
+        if not 0 <= slot < self.max_posix_timers or slot in timers:
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        event = (SIGEVENT.pack(slot, TIMER_CARRIER, SIGEV_THREAD_ID, threading.get_native_id())
+                 if signalling else SIGEVENT.pack(0, 0, SIGEV_NONE, 0))
+        handle = ctypes.c_void_p()
+        checked(libc().timer_create(ctypes.c_int(clockid),
+                                    ctypes.create_string_buffer(event, SIGEVENT_SIZE),
+                                    ctypes.byref(handle)))
+        self._lib.hostsig_take_expirations(self._state, slot)  # counted for an earlier one
+        timers[slot] = handle
+        if signalling:
+            self._signalling.add(slot)
+
+    def set_posix_timer(self, slot: int, flags: int, setting: bytes) -> bytes:
+        """timer_settime(2) with a struct itimerspec as the guest wrote it (the host checks
+        it); the previous setting, as one."""
+        handle = self._host_posix_timers()[slot]
+        arming = slot in self._signalling and any(setting[16:ITIMERSPEC_SIZE])
+        if arming:  # caught before the first expiration can arrive
+            self._posix_armed.add(slot)
+            self._mirror_carrier()
+        new = ctypes.create_string_buffer(setting, ITIMERSPEC_SIZE)
+        old = ctypes.create_string_buffer(ITIMERSPEC_SIZE)
+        try:
+            checked(libc().timer_settime(handle, ctypes.c_int(flags), new, old))
+        finally:
+            self._note_armed(slot)
+        return old.raw
+
+    def get_posix_timer(self, slot: int) -> bytes:
+        """timer_gettime(2): the time to the next expiration and the interval."""
+        current = ctypes.create_string_buffer(ITIMERSPEC_SIZE)
+        checked(libc().timer_gettime(self._host_posix_timers()[slot], current))
+        return current.raw
+
+    def take_expirations(self, slot: int) -> int:
+        """How many times the timer in `slot` expired since the last call."""
+        count = self._lib.hostsig_take_expirations(self._state, slot)
+        if count and slot in self._posix_armed:
+            self._note_armed(slot)  # a one-shot timer is over
+        return count
+
+    def delete_posix_timer(self, slot: int) -> None:
+        handle = self._host_posix_timers().pop(slot)
+        libc().timer_delete(handle)
+        self._signalling.discard(slot)
+        self._posix_armed.discard(slot)
+        self._mirror_carrier()
+
+    def _note_armed(self, slot: int) -> None:
+        """Whether the signalling timer in `slot` is armed, as the host says."""
+        if slot in self._signalling and any(self.get_posix_timer(slot)[16:]):
+            self._posix_armed.add(slot)
+        else:
+            self._posix_armed.discard(slot)
+        self._mirror_carrier()
+
+    def _mirror_carrier(self) -> None:
+        self.mirror(TIMER_CARRIER, self._requested.get(TIMER_CARRIER, DEFAULT))

@@ -16,8 +16,7 @@ from legorun.errors import LoaderError, ProgramNotFound
 from legorun.processor.clock import ModelledClock
 from legorun.processor.checkpoint import Checkpointer
 from legorun.processor.checkpoint_restore import RestoredCheckpoint
-from legorun.processor.checkpoint_state import apply as apply_checkpoint
-from legorun.processor.checkpoint_state import process_state
+from legorun.processor.checkpoint_state import apply_record, process_state
 from legorun.processor.cpu import Cpu
 from legorun.processor.execve import ExecImage, exec_program, start_new_program
 from legorun.processor.faultaddr import FaultAddress
@@ -168,7 +167,7 @@ class Processor:
     def _resume_checkpoint(self, checkpoint: RestoredCheckpoint) -> None:
         assert self.checkpoints is not None  # a restored run goes on taking checkpoints
         self.checkpoints.resume_from(checkpoint.generation, checkpoint.outputs)
-        apply_checkpoint(checkpoint.record, self, self.checkpoints.ledger)
+        apply_record(checkpoint.record, self, self.checkpoints.ledger)
 
     def _run_process(self, state: ProcessState, begin: Callable[[], None]) -> Exit:
         """Run the loaded process to its end: `begin` sets the CPU up once it is prepared."""
@@ -263,6 +262,8 @@ class Processor:
         self.pid = self.vm.pid = self.state.pid = pid
         assert self.threads is not None
         self.threads.keep_only_current(pid)  # only the forking thread lives on
+        assert self.signals is not None
+        self.signals.forked(self.threads.current)
         self.state.ppid = parent
         self.state.start_monotonic = time.monotonic()
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import select
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 from greenlet import getcurrent
 
@@ -39,6 +39,15 @@ from legorun.processor.threads import INTERRUPTED, RESUMED, Outcome, Thread, Thr
 from legorun.processor.wait import POLLIN, Deadlock, Interrupted, Wait
 
 QUANTUM = 100_000  # instructions in a time slice, on average
+
+
+class Checkpoints(Protocol):
+    """What the run loop needs of the run's checkpoints (checkpoint.py)."""
+
+    @property
+    def due(self) -> bool: ...
+
+    def take(self) -> None: ...
 GENERAL_PROTECTION = 13  # #GP
 
 
@@ -62,6 +71,10 @@ class Scheduler:
         self._random = random.Random(seed)
         self._slice_mark = 0
         self._started = False
+        # The run's periodic checkpoints (checkpoint.py), if it takes any: one is taken in
+        # the run loop before the guest resumes, when registers and process state are
+        # whole; a stop their timer asked for is a stop on purpose.
+        self.checkpoints: Checkpoints | None = None
 
     @property
     def preemptive(self) -> bool:
@@ -130,6 +143,9 @@ class Scheduler:
                     # Arrived just now: Unicorn ignores a stop asked for while it is not
                     # running, so look at it before starting (the window left is tiny).
                     continue
+                if self.checkpoints is not None and self.checkpoints.due:
+                    self.checkpoints.take()
+                    continue  # what arrived meanwhile is looked at before the guest runs
                 self._cpu.emulate()
             except ThreadExit as done:
                 self._exit_thread(thread, done.status)
@@ -173,7 +189,8 @@ class Scheduler:
 
     def _stopped_on_purpose(self) -> bool:
         return (self._cpu.stop_requested or self._slice_over()
-                or self._signals.host.pending())
+                or self._signals.host.pending()
+                or (self.checkpoints is not None and self.checkpoints.due))
 
     # ------------------------------------------------------------ switching
 

@@ -78,6 +78,7 @@ from legorun.processor.hostsignals import (
     TIMER_SIGNALS,
     HostSignals,
 )
+from legorun.processor.posix_timers import PosixTimers, TimerSignal
 from legorun.processor.process import FatalSignal, ProcessState, SignalAction
 from legorun.processor.sigframe import (
     EFLAGS_DF,
@@ -208,7 +209,8 @@ def default_disposition(sig: int) -> str:
 
 class Signals:
     """The process's signal state beyond each thread's own: actions (in ProcessState),
-    the signals pending for the process as a whole, and the host signals mirrored for it."""
+    the signals pending for the process as a whole, the host signals mirrored for it, and
+    its POSIX timers (posix_timers.py), whose signals are taken in with the host's."""
 
     def __init__(self, cpu: Cpu, mem: UserMemory, proc: ProcessState, threads: ThreadGroup,
                  host: HostSignals) -> None:
@@ -218,8 +220,14 @@ class Signals:
         self.threads = threads
         self.host = host
         self.shared = PendingSignals()
+        self.timers = PosixTimers(host, proc, self._pending_for, self._send_to)
         self._gregs = RegisterFile(cpu.uc, GREG_IDS)
         self._fpu = RegisterFile(cpu.uc, FPU_IDS)
+
+    def forked(self, thread: Thread) -> None:
+        """In a new child process: fork(2) leaves its set of pending signals empty."""
+        self.shared = PendingSignals()
+        thread.pending = PendingSignals()
 
     # ------------------------------------------------------------ actions
 
@@ -277,6 +285,20 @@ class Signals:
             return
         thread.pending.add(info)
 
+    def _send_to(self, info: SigInfo, tid: int | None) -> None:
+        """A signal for thread `tid` if it still exists, or for the process (None)."""
+        if tid is None:
+            self.send_process(info)
+        elif (thread := self.threads.get(tid)) is not None:
+            self.send_thread(thread, info)
+
+    def _pending_for(self, tid: int | None) -> int:
+        """The signals queued for thread `tid` itself, or for the process (None)."""
+        if tid is None:
+            return self.shared.mask
+        thread = self.threads.get(tid)
+        return thread.pending.mask if thread is not None else 0
+
     def force(self, thread: Thread, info: SigInfo) -> None:
         """A fault's signal (force_sig_info): if the thread blocks or ignores it, the
         default action (death) takes over."""
@@ -312,8 +334,14 @@ class Signals:
         return False
 
     def take(self, thread: Thread, allowed: int) -> SigInfo | None:
-        """Dequeue a pending signal of `allowed` for `thread` (its own first)."""
-        return thread.pending.take(allowed) or self.shared.take(allowed)
+        """Dequeue a pending signal of `allowed` for `thread` (its own first). A POSIX
+        timer's signal gets its overrun count now, or goes if its timer was deleted."""
+        while info := thread.pending.take(allowed) or self.shared.take(allowed):
+            if not isinstance(info, TimerSignal):
+                return info
+            if (delivered := self.timers.delivered(info)) is not None:
+                return delivered
+        return None
 
     # ------------------------------------------------------------ delivery
 
@@ -436,12 +464,13 @@ class Signals:
     # ------------------------------------------------------------ host arrivals
 
     def take_host_signals(self) -> None:
-        arrived = self.host.take()
-        if arrived:
-            # The compiled handler stopped the CPU if it was running (a syscall that waits
-            # takes them from inside the run): that stop is on purpose, whatever Unicorn
-            # reports on its way out.
-            self._cpu.stop_requested = True
-        for sig, code, pid, uid, status in arrived:
+        if not self.host.pending():
+            return
+        # The compiled handler stopped the CPU if it was running (a syscall that waits
+        # takes them from inside the run): that stop is on purpose, whatever Unicorn
+        # reports on its way out.
+        self._cpu.stop_requested = True
+        for sig, code, pid, uid, status in self.host.take():
             self.send_process(SigInfo(sig, code=code, pid=pid, uid=uid,
                                       status=status if sig == SIGCHLD else None))
+        self.timers.collect()  # the expirations of POSIX timers came with them

@@ -82,6 +82,8 @@ _FIELD_NAMES = [tuple(field.name for field in dataclasses.fields(cls)) for cls i
 
 def _default(value: Any) -> Any:
     number = _TYPE_NUMBERS.get(type(value))
+    if isinstance(value, int):  # msgpack asks only about integers it cannot hold
+        raise OverflowError(f"{value} does not fit in 64 bits")
     if number is None:
         raise TypeError(f"{type(value).__name__} is not a message type")
     fields = [getattr(value, name) for name in _FIELD_NAMES[number]]
@@ -89,10 +91,28 @@ def _default(value: Any) -> Any:
                                                      use_bin_type=True))
 
 
-def _ext_hook(code: int, payload: bytes) -> Any:
+def _nesting(kind: Any) -> int:
+    """How deep message values nest inside a value of field type `kind`."""
+    if dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        return 1 + max((_nesting(hints[field.name]) for field in dataclasses.fields(kind)),
+                       default=0)
+    return max((_nesting(arg) for arg in typing.get_args(kind) if arg is not Ellipsis),
+               default=0)
+
+
+# Each nested message value costs one msgpack unpacker on the C stack (tens of KiB), so a
+# hostile frame of a few hundred nested values would overflow it long before Python's
+# recursion limit: no frame may nest deeper than a real message does.
+MAX_NESTING = max(_nesting(cls) for cls in MESSAGE_TYPES)
+
+
+def _ext_hook(code: int, payload: bytes, depth: int) -> Any:
     if code != MESSAGE_EXT:
         raise CodecError(f"unknown extension type {code}")
-    parts = _unpack(payload)
+    if depth > MAX_NESTING:
+        raise CodecError(f"message values nested over {MAX_NESTING} deep")
+    parts = _unpack(payload, depth)
     if not isinstance(parts, tuple) or not parts or not isinstance(parts[0], int):
         raise CodecError("a message value without its type number")
     number, fields = parts[0], parts[1:]
@@ -108,9 +128,11 @@ def _ext_hook(code: int, payload: bytes) -> Any:
     return cls(*fields)
 
 
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, ext_hook=_ext_hook, use_list=False, raw=False,
-                           strict_map_key=True)
+def _unpack(data: bytes, depth: int = 0) -> Any:
+    """`data` unpacked, its message values `depth` deep inside another message value."""
+    return msgpack.unpackb(data, ext_hook=lambda code, payload: _ext_hook(code, payload,
+                                                                          depth + 1),
+                           use_list=False, raw=False, strict_map_key=True)
 
 
 def encode(message: Any) -> bytes:

@@ -14,11 +14,8 @@ from legorun.rpc.codec import CodecError
 
 MAGIC = b"LGRN"
 # Bumped whenever a message type or field changes (codec.py numbers the types).
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 3
 _HEADER = struct.Struct("<4sHQ")
-# How long a client waits for each reply, and how often it asks before giving up.
-DEFAULT_TIMEOUT_S = 2.0
-DEFAULT_TRIES = 4
 
 
 def header(seq: int) -> bytes:

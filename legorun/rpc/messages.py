@@ -33,6 +33,12 @@ class Opcode(IntEnum):
     P2M_EXIT = 0x1002
     P2M_FORK_CLAIM = 0x1003
     P2M_FORK_RELEASE = 0x1004
+    P2M_CHECKPOINT = 0x1010  # checkpoints and restore: processor/checkpoint.py
+    P2M_OUTPUT_COMMIT = 0x1011
+    P2M_RESTORE = 0x1012
+    P2M_CAPACITY = 0x1020  # the global memory manager: managers/global_memory.py
+    P2M_VREGION = 0x1021
+    P2M_TAKE_PAGES = 0x1022
     # processor -> storage
     P2S_OPEN = 0x2000
     P2S_READ = 0x2001
@@ -60,6 +66,8 @@ class Opcode(IntEnum):
     M2S_READ = 0x3000
     # any component -> a manager served over the network
     HELLO = 0x4000
+    # a memory server -> its backup
+    RELAY = 0x4001
 
 
 class Request:
@@ -181,7 +189,9 @@ class ForkClaimRequest(Request):
 @dataclass(frozen=True, slots=True)
 class ForkReleaseRequest(Request):
     """The parent is done with snapshot `token`: drop it if nobody claimed it (the fork
-    failed, or this memory manager is the parent's own copy in an embedded machine)."""
+    failed, or this memory manager is the parent's own copy in an embedded machine), or if
+    the child that claimed it was reaped with it still as its space (killed before it could
+    say P2M_EXIT)."""
 
     OPCODE = Opcode.P2M_FORK_RELEASE
     token: int
@@ -551,12 +561,17 @@ class HelloRequest(Request):
     server refuses any other. `processor` names the legorun run the connection belongs to
     (its forked children share it): a memory server keeps each processor's address spaces
     apart, as their pids may coincide. `storage` is the storage server that a memory server
-    must read the processor's files from ("": its own host's files)."""
+    must read the processor's files from ("": its own host's files). `client` is a random
+    number naming the client itself (one RemoteChannel; a forked child makes its own): it
+    stays the same when the client reconnects, to a restarted server or to the backup it
+    fails over to, and the server keeps its copy of the client's last reply under it
+    (0: a client without one, whose copy is kept per connection)."""
 
     OPCODE = Opcode.HELLO
     version: int
     processor: int = 0
     storage: str = ""
+    client: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,3 +589,130 @@ class ErrorReply:
 
     status: int = 0
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRequest(Request):
+    """A request a memory server passes on to its backup before serving it itself (see
+    managers/replication.py): `body` is the encoded request, `client` and `seq` the nonce
+    and request number of the client that sent it. The backup serves it as if that client
+    had sent it, and keeps the reply where a resend of the client's request, after a
+    failover, finds it. The reply is the backup's reply to the request in `body`."""
+
+    OPCODE = Opcode.RELAY
+    client: int
+    seq: int
+    body: bytes
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRequest(Request):
+    """Keep pid's address space as it is now under `name`: a copy-on-write snapshot, as for
+    fork, with `record`, the processor's own state (registers, files, signals), which the
+    memory manager keeps without reading it. The processor flushed its dirty lines first.
+
+    It replaces the checkpoint of that name only if that is still generation `previous`,
+    the one this processor last took or restored (0: whatever is there), so that a processor
+    taken over by a restored run cannot overwrite the newer run's checkpoints. `outputs`
+    starts the output counts of the new checkpoint: (stream, bytes) already written past
+    this point, by a run that had got further before it was killed."""
+
+    OPCODE = Opcode.P2M_CHECKPOINT
+    pid: int
+    name: str
+    record: bytes
+    previous: int = 0
+    outputs: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointReply:
+    status: int = 0  # ESTALE: the checkpoint is no longer generation `previous`
+    generation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutputCommitRequest(Request):
+    """Output stream `stream` (a host descriptor number of the processor) has received
+    `written` bytes since generation `generation` of checkpoint `name`; sent before the bytes
+    are written, so that a run restored from the checkpoint does not write them again."""
+
+    OPCODE = Opcode.P2M_OUTPUT_COMMIT
+    name: str
+    generation: int
+    stream: int
+    written: int
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreRequest(Request):
+    """Make the address space of checkpoint `name` the space of its process (under the pid
+    it had) and hand back what the processor needs to go on."""
+
+    OPCODE = Opcode.P2M_RESTORE
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreReply:
+    """`layout` and `populated` as ExecReply gives them; `outputs`: (stream, bytes) already
+    written since the checkpoint."""
+
+    status: int = 0
+    pid: int = 0
+    generation: int = 0
+    record: bytes = b""
+    outputs: tuple[tuple[int, int], ...] = ()
+    layout: tuple[Vma, ...] = ()
+    populated: tuple[int, ...] = ()
+
+
+# ---------------------------------------------------------------- global memory management
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityRequest(Request):
+    """How much page memory a memory server may hold and holds now, over all the processors
+    it serves: the global memory manager places vRegions by it."""
+
+    OPCODE = Opcode.P2M_CAPACITY
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityReply:
+    status: int = 0
+    capacity: int = 0  # bytes; 0: no limit
+    used: int = 0  # bytes of page contents held
+    pages: int = 0  # distinct pages held (fork snapshots share theirs)
+
+
+@dataclass(frozen=True, slots=True)
+class VRegionRequest(Request):
+    """The global memory manager made this server the owner of vRegion `index` (the 1 GiB
+    of addresses from index << 30) of process pid, whose home is another server: keep the
+    write-backs to it and serve the misses on them."""
+
+    OPCODE = Opcode.P2M_VREGION
+    pid: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class TakePagesRequest(Request):
+    """Remove pid's stored pages at `addrs` (those stored), returning them when `keep`: an
+    owner's pages go back to the home before the home changes their range, or are dropped
+    where the home unmapped it."""
+
+    OPCODE = Opcode.P2M_TAKE_PAGES
+    pid: int
+    addrs: tuple[int, ...]
+    keep: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PagesReply:
+    status: int = 0
+    pages: tuple[tuple[int, bytes], ...] = ()  # (page address, 4096 bytes)

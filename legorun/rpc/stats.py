@@ -1,4 +1,5 @@
-"""Per-opcode RPC accounting: count, bytes on the (modelled) wire, modelled time."""
+"""Per-opcode RPC accounting: count, bytes on the (modelled) wire, modelled time; and the
+load of each remote memory server."""
 
 from __future__ import annotations
 
@@ -15,8 +16,25 @@ class OpcodeStats:
 
 
 @dataclass(slots=True)
+class ServerLoad:
+    """One memory server's share of a run (rpc/memory_routing.py): the RPCs sent to it, the
+    vRegions placed on it, and what it held (for all its processors) when the process
+    exited, before letting the process go."""
+
+    home: bool = False
+    requests: int = 0
+    bytes: int = 0
+    modelled_s: float = 0.0
+    vregions: set[int] = field(default_factory=set)
+    capacity: int = 0  # 0: no limit
+    bytes_held: int = 0
+    pages_held: int = 0
+
+
+@dataclass(slots=True)
 class RpcStats:
     by_opcode: dict[Opcode, OpcodeStats] = field(default_factory=dict)
+    servers: dict[str, ServerLoad] = field(default_factory=dict)  # memory servers by address
     modelled_s: float = 0.0  # the running total: the modelled clock reads it on every event
 
     def record(self, opcode: Opcode, nbytes: int, modelled_s: float) -> None:

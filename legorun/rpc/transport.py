@@ -39,6 +39,8 @@ class Channel(Protocol):
 
     def forked(self) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class LocalTransport:
     def __init__(self, network: NetworkModel, stats: RpcStats) -> None:
@@ -46,6 +48,7 @@ class LocalTransport:
         self._stats = stats
         self._handlers: dict[Opcode, Handler] = {}
         self._channels: list[Channel] = []
+        self._routed: set[Opcode] = set()  # their router counts the RPCs it sends itself
         self.observers: list[RpcObserver] = []
 
     def register(self, handlers: dict[Opcode, Handler]) -> None:
@@ -58,10 +61,24 @@ class LocalTransport:
         self.register({op: channel.call for op in Opcode if op.name.startswith(prefixes)})
         self._channels.append(channel)
 
+    def route(self, router: Channel) -> None:
+        """Send every P2M_ request through `router`, which spreads them over several memory
+        servers (rpc/memory_routing.py) and counts each RPC it sends with `record`: one
+        request of the processor may take several RPCs, or none."""
+        opcodes = [op for op in Opcode if op.name.startswith("P2M_")]
+        self.register({op: router.call for op in opcodes})
+        self._routed.update(opcodes)
+        self._channels.append(router)
+
     def forked(self) -> None:
         """In a forked child process: connections of its own to the same servers."""
         for channel in self._channels:
             channel.forked()
+
+    def close(self) -> None:
+        """Close the connections to the servers (at the end of the run)."""
+        for channel in self._channels:
+            channel.close()
 
     def call(self, request: Request) -> Any:
         opcode = request.OPCODE
@@ -69,9 +86,15 @@ class LocalTransport:
         if handler is None:
             raise RpcError(f"no manager serves {opcode.name}")
         reply = handler(request)
+        if opcode not in self._routed:
+            self.record(request, reply)
+        return reply
+
+    def record(self, request: Request, reply: Any) -> tuple[int, float]:
+        """Count one RPC on the modelled network; its wire size and modelled cost."""
         nbytes = message_size(request) + message_size(reply)
         cost = self._network.cost(nbytes)
-        self._stats.record(opcode, nbytes, cost)
+        self._stats.record(request.OPCODE, nbytes, cost)
         for observer in self.observers:
             observer(request, reply, nbytes, cost)
-        return reply
+        return nbytes, cost

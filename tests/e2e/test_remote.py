@@ -106,7 +106,9 @@ def test_storage_server_restarted_mid_run(e2e, servers, tmp_path: Path) -> None:
     cwd = e2e.fresh_dir()
     argv = e2e.legorun_argv(program, options=["--storage", storage.address,
                                               "--rpc-timeout", "300ms"])
+    # Unbuffered: communicate() reads the pipe itself, past anything a reader buffered.
     run = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           bufsize=0,
                            env=dict(e2e.BASE_ENV))
     assert run.stdout is not None
     run.stdout.readline()  # the run is under way: 400 steps of at least 5 ms each

@@ -244,3 +244,46 @@ int main(void) {
 }
 """)
     run_both(tmp_path, exe)
+
+
+def test_a_forked_child_starts_with_no_pending_signals(tmp_path: Path) -> None:
+    exe = compile_c(tmp_path, "pending_fork", r"""
+#include <sys/wait.h>
+int main(void) {
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    raise(SIGUSR1);
+    sigpending(&pending);
+    printf("parent pending %d\n", sigismember(&pending, SIGUSR1));
+    fflush(stdout);
+    if (fork() == 0) {
+        sigpending(&pending);
+        printf("child pending %d\n", sigismember(&pending, SIGUSR1));
+        return 0;
+    }
+    wait(NULL);
+    sigpending(&pending);
+    printf("parent still pending %d\n", sigismember(&pending, SIGUSR1));
+    return 0;
+}
+""")
+    run_both(tmp_path, exe)
+
+
+def test_an_interval_timer_armed_at_exit_ends_with_the_guest(tmp_path: Path) -> None:
+    exe = compile_c(tmp_path, "armed_at_exit", r"""
+#include <sys/time.h>
+static void tick(int sig) { (void)sig; }
+int main(void) {
+    signal(SIGALRM, tick);
+    struct itimerval every_ms = {{0, 1000}, {0, 1000}};
+    setitimer(ITIMER_REAL, &every_ms, 0);
+    for (volatile long i = 0; i < 20000000; i++)
+        ;
+    puts("done with the timer still armed");
+    return 0;
+}
+""")
+    run_both(tmp_path, exe)
