@@ -77,6 +77,7 @@ from legorun.rpc.messages import (
     WritebackRequest,
 )
 from legorun.rpc.stats import RpcStats, ServerLoad
+from legorun.rpc.transport import Channel
 from legorun.units import format_size
 from syscalls.errno import Errno, strerror
 
@@ -90,16 +91,10 @@ _VREGION_PAGE_SHIFT = VREGION_SHIFT - PAGE_SHIFT
 Lines = tuple[tuple[int, bytes], ...]
 
 
-class ServerChannel(Protocol):
-    """A connection to one memory server (rpc/remote.py)."""
+class ServerChannel(Channel, Protocol):
+    """A connection to one memory server (rpc/remote.py), known by its address."""
 
     address: str
-
-    def call(self, request: Request) -> Any: ...
-
-    def forked(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class MemoryRouter:
