@@ -59,6 +59,9 @@ def capture_record(processor: Processor, interval_s: float) -> CheckpointRecord:
     state, threads, signals = processor.state, processor.threads, processor.signals
     assert state is not None and threads is not None and signals is not None
     thread = threads.current
+    if len(signals.timers):
+        raise NotCheckpointable("cannot checkpoint: the process has POSIX timers "
+                                "(timer_create), which checkpoints do not keep")
     files, fds = _save_files(processor.fds)
     return CheckpointRecord(
         unicorn=unicorn.__version__,

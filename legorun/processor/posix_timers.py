@@ -111,6 +111,10 @@ class PosixTimers:
             self._next_id = 0
         return self._timers
 
+    def __len__(self) -> int:
+        """How many timers the process has (armed or not)."""
+        return len(self._own())
+
     def _timer(self, timer_id: int) -> PosixTimer:
         timer = self._own().get(timer_id)
         if timer is None:

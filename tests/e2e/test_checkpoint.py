@@ -173,3 +173,33 @@ def test_a_process_a_checkpoint_cannot_keep_is_refused(e2e, samples_built, serve
     assert run.returncode == 1, run.describe()
     (line,) = [line for line in run.stderr.decode().splitlines() if line.startswith("legorun")]
     assert line.startswith(refusal), run.describe()
+
+
+POSIX_TIMER = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+int main(void) {
+    timer_t timer;
+    struct sigevent none = {.sigev_notify = SIGEV_NONE};
+    timer_create(CLOCK_MONOTONIC, &none, &timer);
+    for (volatile long i = 0; i < 50000000; i++)
+        ;
+    puts("done");
+    return 0;
+}
+"""
+
+
+def test_a_process_with_posix_timers_is_refused(e2e, servers, tmp_path: Path) -> None:
+    source = tmp_path / "posix_timer.c"
+    source.write_text(POSIX_TIMER)
+    program = tmp_path / "posix_timer"
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(program), str(source)], check=True)
+    memory = servers.memory()
+    run = e2e.run_legorun(program, cwd=e2e.fresh_dir(),
+                          options=["--memory", memory.address, "--checkpoint-interval", "1ms"])
+    assert run.returncode == 1, run.describe()
+    assert run.stderr.decode().splitlines() == [
+        "legorun: cannot checkpoint: the process has POSIX timers (timer_create), which "
+        "checkpoints do not keep"], run.describe()
