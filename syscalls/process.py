@@ -34,40 +34,11 @@ def sys_getppid(ctx: SyscallContext) -> int:
     return ctx.proc.ppid
 
 
-def sys_getuid(ctx: SyscallContext) -> int:
-    return ctx.proc.uid
 
 
-def sys_geteuid(ctx: SyscallContext) -> int:
-    return ctx.proc.euid
 
 
-def sys_getgid(ctx: SyscallContext) -> int:
-    return ctx.proc.gid
 
-
-def sys_getegid(ctx: SyscallContext) -> int:
-    return ctx.proc.egid
-
-
-def sys_getresuid(ctx: SyscallContext, ruid: Ptr, euid: Ptr, suid: Ptr) -> int:
-    for addr, value in ((ruid, ctx.proc.uid), (euid, ctx.proc.euid), (suid, ctx.proc.euid)):
-        ctx.mem.write_u32(addr, value)
-    return 0
-
-
-def sys_getresgid(ctx: SyscallContext, rgid: Ptr, egid: Ptr, sgid: Ptr) -> int:
-    for addr, value in ((rgid, ctx.proc.gid), (egid, ctx.proc.egid), (sgid, ctx.proc.egid)):
-        ctx.mem.write_u32(addr, value)
-    return 0
-
-
-def sys_getgroups(ctx: SyscallContext, size: Int, list: Ptr) -> int:
-    if size < 0:
-        raise SyscallError(Errno.EINVAL)
-    if size:
-        ctx.mem.write_u32(list, ctx.proc.gid)
-    return 1
 
 
 def sys_umask(ctx: SyscallContext, mask: UInt) -> int:

@@ -33,7 +33,7 @@ from legorun.processor.devices import MemoryDevice
 from legorun.processor.fdtable import FdTable
 from legorun.processor.files import Directory, HostStream, OpenFile, StorageFile
 from legorun.processor.hostsignals import TIMER_SIGNALS, HostSignals
-from legorun.processor.process import ProcessState
+from legorun.processor.process import Ids, ProcessState
 from legorun.processor.sigframe import SigInfo
 from legorun.processor.threads import PendingSignals
 from legorun.rpc.messages import StatReply, StatRequest
@@ -147,8 +147,8 @@ def process_state(record: CheckpointRecord) -> ProcessState:
     saved = record.process
     return ProcessState(
         pid=saved.pid, exe=saved.exe, cwd=saved.cwd, argv=saved.argv, envp=saved.envp,
-        stack_start=saved.stack_start, uid=saved.uid, euid=saved.euid, gid=saved.gid,
-        egid=saved.egid, umask=saved.umask,
+        stack_start=saved.stack_start, uids=Ids(saved.uid, saved.euid, saved.euid, saved.euid),
+        gids=Ids(saved.gid, saved.egid, saved.egid, saved.egid), umask=saved.umask,
         rlimits={resource: (soft, hard) for resource, soft, hard in saved.rlimits},
         sigactions=dict(saved.sigactions),
         start_monotonic=time.monotonic() - saved.uptime_s,

@@ -46,6 +46,30 @@ def default_rlimits() -> dict[int, tuple[int, int]]:
 
 
 @dataclass(slots=True)
+class Ids:
+    """The user (or group) ids of a process: real, effective, saved and file-system
+    (credentials(7)); they start as legorun's own."""
+
+    real: int
+    effective: int
+    saved: int
+    fs: int
+
+    @classmethod
+    def of_user(cls) -> Ids:
+        real, effective, saved = os.getresuid()
+        return cls(real, effective, saved, effective)
+
+    @classmethod
+    def of_group(cls) -> Ids:
+        real, effective, saved = os.getresgid()
+        return cls(real, effective, saved, effective)
+
+    def any_of_mine(self, value: int) -> bool:
+        return value in (self.real, self.effective, self.saved)
+
+
+@dataclass(slots=True)
 class SignalAction:
     handler: int = 0  # SIG_DFL
     flags: int = 0
@@ -62,16 +86,31 @@ class ProcessState:
     envp: tuple[bytes, ...] = ()
     stack_start: int = 0  # the initial sp: argc, argv, envp, auxv (Linux mm->start_stack)
     ppid: int = field(default_factory=os.getppid)
-    uid: int = field(default_factory=os.getuid)
-    euid: int = field(default_factory=os.geteuid)
-    gid: int = field(default_factory=os.getgid)
-    egid: int = field(default_factory=os.getegid)
+    uids: Ids = field(default_factory=Ids.of_user)
+    gids: Ids = field(default_factory=Ids.of_group)
+    groups: tuple[int, ...] = field(default_factory=lambda: tuple(os.getgroups()))
     umask: int = 0o022
     rlimits: dict[int, tuple[int, int]] = field(default_factory=default_rlimits)
     sigactions: dict[int, SignalAction] = field(default_factory=dict)  # per-thread signal
     # state (mask, pending, alternate stack) is in threads.py
     start_monotonic: float = field(default_factory=time.monotonic)
     prctl: dict[int, int | bytes] = field(default_factory=dict)  # PR_GET_* -> value set
+
+    @property
+    def uid(self) -> int:
+        return self.uids.real
+
+    @property
+    def euid(self) -> int:
+        return self.uids.effective
+
+    @property
+    def gid(self) -> int:
+        return self.gids.real
+
+    @property
+    def egid(self) -> int:
+        return self.gids.effective
 
     @property
     def comm(self) -> bytes:

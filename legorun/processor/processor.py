@@ -32,6 +32,7 @@ from legorun.processor.process import (
     FD_LIMIT_CAP,
     RLIMIT_NOFILE,
     FatalSignal,
+    Ids,
     ProcessExit,
     ProcessState,
 )
@@ -114,9 +115,12 @@ class Processor:
     def request_image(self, path: str, argv: list[bytes], envp: list[bytes], execfn: bytes,
                       cwd: str) -> ExecReply:
         """Ask the memory manager to build the address space of the program at `path`."""
+        # The auxiliary vector's ids: the process's own after an execve, legorun's at first.
+        uids = self.state.uids if self.state is not None else Ids.of_user()
+        gids = self.state.gids if self.state is not None else Ids.of_group()
         return self._transport.call(ExecRequest(
             pid=self.pid, path=path, argv=tuple(argv), envp=tuple(envp), execfn=execfn,
-            uid=os.getuid(), euid=os.geteuid(), gid=os.getgid(), egid=os.getegid(),
+            uid=uids.real, euid=uids.effective, gid=gids.real, egid=gids.effective,
             hwcap=HWCAP_X86, random=os.urandom(16), sysroot=self._config.sysroot, cwd=cwd,
         ))
 
