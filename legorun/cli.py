@@ -277,7 +277,26 @@ def _open_output(path: Path | None, option: str) -> ContextManager[TextIO | None
         raise UsageError(f"{option} {path}: {error.strerror}") from None
 
 
+def inherited_descriptors() -> tuple[int, ...]:
+    """The descriptors this process was started with (before it opens any of its own)."""
+    try:
+        listing = os.listdir("/proc/self/fd")  # its own descriptor is closed when it returns
+    except OSError:
+        return (0, 1, 2)
+    numbers = sorted(int(name) for name in listing if name.isdigit())
+    return tuple(fd for fd in numbers if _is_open(fd))
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def run(argv: Sequence[str]) -> int:
+    inherited = inherited_descriptors()
     if argv and argv[0] in SUBCOMMANDS:
         from importlib import import_module
 
@@ -309,6 +328,7 @@ def run(argv: Sequence[str]) -> int:
         clock_hz=options.clock,
         cpi=options.cpi,
         count_instructions=bool(options.stats or options.stats_json or options.trace_json),
+        inherited_fds=inherited,
         memory_servers=options.memory,
         placement=options.placement,
         storage_server=options.storage,

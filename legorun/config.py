@@ -26,6 +26,9 @@ class MachineConfig:
     clock_hz: float = DEFAULT_CLOCK_HZ  # modelled processor clock
     cpi: float = DEFAULT_CPI  # modelled cycles per instruction
     count_instructions: bool = False  # keep the modelled clock (costs a compiled block hook)
+    # The descriptors legorun was started with: the guest inherits them, as a program
+    # started by the same parent would.
+    inherited_fds: tuple[int, ...] = (0, 1, 2)
     memory_servers: tuple[str, ...] = ()  # remote memory managers; () = embedded
     placement: str = "capacity"  # of vRegions over memory_servers: capacity | striped
     storage_server: str = ""  # a remote storage manager; "" = embedded

@@ -192,7 +192,7 @@ class Processor:
         """Standard descriptors, the syscall dispatcher and the instruments' hooks."""
         self.state = state
         self.fds.limit = min(state.rlimits[RLIMIT_NOFILE][0], FD_LIMIT_CAP)
-        for fd in (0, 1, 2):
+        for fd in self._config.inherited_fds:
             try:  # the guest inherits legorun's own descriptors, flags and all
                 flags = fcntl.fcntl(fd, fcntl.F_GETFL)
             except OSError:

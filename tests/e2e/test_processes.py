@@ -472,3 +472,20 @@ def test_bash_process_substitution_and_dev_fd(e2e) -> None:
     if not BASH.exists():
         pytest.skip("bash is not installed")
     _compare(e2e, str(BASH), ["-c", BASH_SCRIPT])
+
+
+def test_descriptors_beyond_the_standard_three_are_inherited(e2e, tmp_path: Path) -> None:
+    """`legorun prog N>file` gives the guest fd N, as the shell gives it to a program."""
+    if not BASH.exists():
+        pytest.skip("bash is not installed")
+    outputs = {}
+    for name, prefix in (("native", []), ("legorun", e2e.legorun_argv("")[:-1])):
+        target = tmp_path / f"{name}.out"
+        with open(target, "wb") as file:
+            fd = file.fileno()
+            run = subprocess.run([*prefix, str(BASH), "-c", f"echo through {fd} >&{fd}"],
+                                 pass_fds=(fd,), capture_output=True,
+                                 env=dict(e2e.BASE_ENV), timeout=120)
+        assert run.returncode == 0 and run.stderr == b"", run
+        outputs[name] = target.read_bytes().replace(str(fd).encode(), b"N")
+    assert outputs["legorun"] == outputs["native"] == b"through N\n"
