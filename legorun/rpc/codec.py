@@ -148,7 +148,7 @@ def decode(data: bytes) -> Any:
     except CodecError:
         raise
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
-        raise CodecError(f"not a message: {error}") from None
+        raise CodecError(f"not a message: {str(error) or type(error).__name__}") from None
     if type(message) not in _TYPE_NUMBERS:
         raise CodecError("the frame holds no message")
     return message

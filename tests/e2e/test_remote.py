@@ -120,3 +120,35 @@ def test_storage_server_restarted_mid_run(e2e, servers, tmp_path: Path) -> None:
     assert run.returncode == native.status, stderr.decode()
     assert b"entry 0\n" + stdout == native.stdout
     assert stderr == native.stderr
+
+
+FAKE_SERVER = r"""
+import sys
+import zmq
+router = zmq.Context().socket(zmq.ROUTER)
+print(router.bind_to_random_port("tcp://127.0.0.1"), flush=True)
+while True:
+    identity, head, _body = router.recv_multipart()
+    router.send_multipart([identity, head if sys.argv[1] == "body" else b"0" * 14,
+                           b"\xc1 not msgpack"])
+"""
+
+
+@pytest.mark.parametrize("broken", ["body", "header"])
+def test_a_server_that_answers_garbage_is_one_clear_error(e2e, samples_built, broken) -> None:
+    import subprocess
+    import sys
+
+    fake = subprocess.Popen([sys.executable, "-c", FAKE_SERVER, broken], stdout=subprocess.PIPE)
+    try:
+        assert fake.stdout is not None
+        port = int(fake.stdout.readline())
+        run = e2e.run_legorun(samples_built / "hello", cwd=e2e.fresh_dir(),
+                              options=["--memory", f"tcp://127.0.0.1:{port}"])
+    finally:
+        fake.kill()
+        fake.wait()
+    assert run.returncode == 125, run.describe()
+    (line,) = run.stderr.decode().splitlines()
+    assert line.startswith(f"legorun: memory server tcp://127.0.0.1:{port} sent garbage: "), line
+    assert run.stdout == b""
