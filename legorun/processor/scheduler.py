@@ -39,6 +39,7 @@ from legorun.processor.threads import INTERRUPTED, RESUMED, Outcome, Thread, Thr
 from legorun.processor.wait import POLLIN, Deadlock, Interrupted, Wait
 
 QUANTUM = 100_000  # instructions in a time slice, on average
+GENERAL_PROTECTION = 13  # #GP
 
 
 class Checkpoints(Protocol):
@@ -48,7 +49,6 @@ class Checkpoints(Protocol):
     def due(self) -> bool: ...
 
     def take(self) -> None: ...
-GENERAL_PROTECTION = 13  # #GP
 
 
 class Scheduler:
