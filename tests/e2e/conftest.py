@@ -229,6 +229,23 @@ def build_samples() -> Path:
     return BUILD_DIR
 
 
+STATIC = ("-static", "-O1")
+
+
+def compile_c(directory: Path, name: str, source: str,
+              flags: Sequence[str] = STATIC) -> Path:
+    """Compile the C program `source` into directory/name (gcc -static -O1 unless `flags`
+    say otherwise); skips without gcc, fails the test with gcc's messages."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    (directory / f"{name}.c").write_text(source)
+    built = subprocess.run(["gcc", *flags, "-o", str(directory / name),
+                            str(directory / f"{name}.c")], capture_output=True, text=True)
+    if built.returncode:
+        pytest.fail(f"gcc failed on {name}.c:\n{built.stderr}", pytrace=False)
+    return directory / name
+
+
 class E2E:
     """Bundle of helpers handed to tests by the `e2e` fixture."""
 
@@ -253,6 +270,7 @@ class E2E:
     legorun_argv = staticmethod(legorun_argv)
     assert_same = staticmethod(assert_same)
     expected_stderr = staticmethod(expected_stderr)
+    compile_c = staticmethod(compile_c)
 
 
 @pytest.fixture(scope="session")

@@ -45,13 +45,8 @@ EXCACHE = ["--excache", "256K"]
 
 
 @pytest.fixture(scope="module")
-def progress(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    build = tmp_path_factory.mktemp("checkpoint")
-    (build / "progress.c").write_text(PROGRESS)
-    program = build / "progress"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(program), str(build / "progress.c")],
-                   check=True)
-    return program
+def progress(e2e, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return e2e.compile_c(tmp_path_factory.mktemp("checkpoint"), "progress", PROGRESS)
 
 
 def _run_until_killed(e2e, argv: list[str], cwd: Path,  # type: ignore[no-untyped-def]
@@ -135,9 +130,7 @@ int main(void) {
 
 def test_signal_state_timers_and_file_offsets_are_restored(e2e, servers,
                                                            tmp_path: Path) -> None:
-    (tmp_path / "ticks.c").write_text(TICKS)
-    program = tmp_path / "ticks"
-    subprocess.run(["gcc", "-O1", "-o", str(program), str(tmp_path / "ticks.c")], check=True)
+    program = e2e.compile_c(tmp_path, "ticks", TICKS, flags=("-O1",))  # dynamic
     words = bytes(range(ord("a"), ord("z") + 1)) * 4
     native_cwd, cwd = e2e.fresh_dir(), e2e.fresh_dir()
     for where in (native_cwd, cwd):
@@ -192,10 +185,7 @@ int main(void) {
 
 
 def test_a_process_with_posix_timers_is_refused(e2e, servers, tmp_path: Path) -> None:
-    source = tmp_path / "posix_timer.c"
-    source.write_text(POSIX_TIMER)
-    program = tmp_path / "posix_timer"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(program), str(source)], check=True)
+    program = e2e.compile_c(tmp_path, "posix_timer", POSIX_TIMER)
     memory = servers.memory()
     run = e2e.run_legorun(program, cwd=e2e.fresh_dir(),
                           options=["--memory", memory.address, "--checkpoint-interval", "1ms"])

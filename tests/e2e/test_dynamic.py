@@ -5,7 +5,6 @@ file-backed mmap. Host binaries from the distribution must behave as natively.""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,19 +38,14 @@ def test_host_program_matches_native(e2e, argv, stdin):
 
 
 def test_compiled_dynamic_program_with_small_excache(e2e, tmp_path):
-    if shutil.which("gcc") is None:
-        pytest.skip("no gcc")
-    source = tmp_path / "dyn.c"
-    source.write_text(
+    binary = e2e.compile_c(tmp_path, "dyn", (
         '#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n'
         'int main(int argc, char **argv) {\n'
         '    char *copy = strdup(argv[0]); size_t n = 0;\n'
         '    for (int i = 0; i < 20000; i++) { char *p = malloc(64 + i % 512); n += strlen(copy);'
         ' free(p); }\n'
         '    printf("%zu %s\\n", n, getenv("LEGORUN_SAMPLE_A"));\n'
-        '    return argc;\n}\n')
-    binary = tmp_path / "dyn"
-    subprocess.run(["gcc", "-O2", "-o", str(binary), str(source)], check=True)
+        '    return argc;\n}\n'), flags=("-O2",))
     native = e2e.run_native(binary, ["x", "y"], cwd=tmp_path)
     lego = e2e.run_legorun(binary, ["x", "y"], cwd=tmp_path, options=["--excache", "256K", "--assoc", "4"])
     e2e.assert_same(native, lego, "dynamic program with a 256K ExCache")

@@ -164,19 +164,12 @@ int main(int argc, char **argv) {
 
 
 @pytest.fixture(scope="module")
-def guests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def guests(e2e, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The test's guest programs, compiled with gcc -static."""
     workdir = tmp_path_factory.mktemp("failover-guests")
-    built = {}
-    for name, source in (("fill_and_check", FILL_AND_CHECK),
-                         ("fork_and_check", FORK_AND_CHECK), ("launch", LAUNCH)):
-        (workdir / f"{name}.c").write_text(source)
-        compiled = subprocess.run(["gcc", "-static", "-O1", "-o", str(workdir / name),
-                                   str(workdir / f"{name}.c")], capture_output=True, text=True)
-        if compiled.returncode:
-            pytest.fail(f"gcc failed on {name}.c:\n{compiled.stderr}", pytrace=False)
-        built[name] = workdir / name
-    return built
+    return {name: e2e.compile_c(workdir, name, source)
+            for name, source in (("fill_and_check", FILL_AND_CHECK),
+                                 ("fork_and_check", FORK_AND_CHECK), ("launch", LAUNCH))}
 
 
 def _seed() -> int:

@@ -5,7 +5,6 @@ server. Runs are kept short; a small ExCache forces write-backs and misses."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -131,22 +130,14 @@ int main(int argc, char **argv) {
 """
 
 
-def _compile(directory: Path, name: str, source: str) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    (directory / f"{name}.c").write_text(source)
-    built = subprocess.run(["gcc", "-static", "-O1", "-Wall", "-o", str(directory / name),
-                            str(directory / f"{name}.c")], capture_output=True, text=True)
-    if built.returncode:
-        pytest.fail(f"gcc failed on {name}.c:\n{built.stderr}", pytrace=False)
-    return directory / name
+WARNINGS = ("-static", "-O1", "-Wall")
 
 
 @pytest.fixture(scope="module")
-def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def programs(e2e, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("global-memory")
-    return {"vregions": _compile(directory, "vregions", VREGIONS_C),
-            "fill": _compile(directory, "fill", FILL_C)}
+    return {"vregions": e2e.compile_c(directory, "vregions", VREGIONS_C, WARNINGS),
+            "fill": e2e.compile_c(directory, "fill", FILL_C, WARNINGS)}
 
 
 def _memory(*servers) -> list[str]:  # type: ignore[no-untyped-def]

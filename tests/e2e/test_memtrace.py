@@ -62,15 +62,8 @@ LINE = re.compile(r"(I  | L | S | M )([0-9a-f]{8,16}),([1-9][0-9]*)")
 
 
 @pytest.fixture(scope="module")
-def guest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    directory = tmp_path_factory.mktemp("memtrace")
-    source = directory / "guest.c"
-    source.write_text(GUEST)
-    exe = directory / "guest"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(source)], check=True)
-    return exe
+def guest(e2e, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return e2e.compile_c(tmp_path_factory.mktemp("memtrace"), "guest", GUEST)
 
 
 def symbol(exe: Path, name: str) -> tuple[int, int]:

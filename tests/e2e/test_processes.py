@@ -379,17 +379,12 @@ false || echo or
 
 
 @pytest.fixture(scope="module")
-def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def programs(e2e, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     build = tmp_path_factory.mktemp("programs")
-    built = {}
-    for name, source in (("forks", FORKS), ("execs", EXECS), ("sigchld", SIGCHLD),
-                         ("wait_in_a_thread", WAIT_IN_A_THREAD)):
-        (build / f"{name}.c").write_text(source)
-        subprocess.run(["gcc", "-static", "-O1", "-pthread", "-Wall", "-Werror", "-o",
-                        str(build / name), str(build / f"{name}.c")], check=True,
-                       capture_output=True)
-        built[name] = build / name
-    return built
+    flags = ("-static", "-O1", "-pthread", "-Wall", "-Werror")
+    return {name: e2e.compile_c(build, name, source, flags)
+            for name, source in (("forks", FORKS), ("execs", EXECS), ("sigchld", SIGCHLD),
+                                 ("wait_in_a_thread", WAIT_IN_A_THREAD))}
 
 
 def _compare(e2e, program: Path | str, args: list[str], options: tuple[str, ...] = (),

@@ -3,6 +3,9 @@ and storage servers on loopback as under the embedded default."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,13 +97,7 @@ int main(void) {
 def test_storage_server_restarted_mid_run(e2e, servers, tmp_path: Path) -> None:
     """The storage server keeps no state: killed and started again while the program
     reads and writes, it serves the rest of the run as if nothing happened."""
-    import subprocess
-    import time
-
-    source = tmp_path / "file_loop.c"
-    source.write_text(FILE_LOOP)
-    program = tmp_path / "file_loop"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(program), str(source)], check=True)
+    program = e2e.compile_c(tmp_path, "file_loop", FILE_LOOP)
     native = e2e.run_native(program, cwd=e2e.fresh_dir())
     storage = servers.storage("/")
     cwd = e2e.fresh_dir()
@@ -136,9 +133,6 @@ while True:
 
 @pytest.mark.parametrize("broken", ["body", "header"])
 def test_a_server_that_answers_garbage_is_one_clear_error(e2e, samples_built, broken) -> None:
-    import subprocess
-    import sys
-
     fake = subprocess.Popen([sys.executable, "-c", FAKE_SERVER, broken], stdout=subprocess.PIPE)
     try:
         assert fake.stdout is not None

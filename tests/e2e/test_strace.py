@@ -48,13 +48,8 @@ EXPECTED = [
 
 
 @pytest.fixture(scope="module")
-def program(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("strace_program")
-    (directory / "calls.c").write_text(PROGRAM)
-    exe = directory / "calls"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(directory / "calls.c")],
-                   check=True)
-    return exe
+def program(e2e, tmp_path_factory) -> Path:
+    return e2e.compile_c(tmp_path_factory.mktemp("strace_program"), "calls", PROGRAM)
 
 
 def run_with_pid(e2e, program: Path, options: list[str], cwd: Path):

@@ -98,12 +98,7 @@ int main(void)
 
 
 def test_runs_that_disagree_are_reported(e2e, tmp_path):
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    source = tmp_path / "random_output.c"
-    source.write_text(RANDOM_OUTPUT)
-    program = tmp_path / "random_output"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(program), str(source)], check=True)
+    program = e2e.compile_c(tmp_path, "random_output", RANDOM_OUTPUT)
 
     done = sweep(e2e, tmp_path, "--excache", "64K,1M", str(program))
     assert done.returncode == 1, done.stderr
