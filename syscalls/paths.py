@@ -456,6 +456,7 @@ def sys_unlinkat(ctx: SyscallContext, dirfd: Fd, pathname: CStr, flags: Int) -> 
 
 
 def unlink_file(ctx: SyscallContext, path: str) -> int:
+    ctx.vm.keep_file_pages(path)  # its mappings outlive the name, as on Linux
     hidden = unlinked.hidden_name(ctx, path)
     if hidden is None:
         call_storage(ctx, UnlinkRequest(path))
@@ -483,6 +484,8 @@ def rename_at(ctx: SyscallContext, olddirfd: int, oldpath: int, newdirfd: int, n
                 raise
         else:
             raise SyscallError(Errno.EEXIST)
+    ctx.vm.keep_file_pages(old)  # mapped files keep their contents when moved
+    ctx.vm.keep_file_pages(new)  # or replaced
     call_storage(ctx, RenameRequest(old, new))
     unlinked.renamed(ctx, old, new)
     return 0

@@ -126,6 +126,9 @@ _MAP_32BIT_END = 0x80000000
 _U64 = 1 << 64
 _PAGE_MASK = PAGE_SIZE - 1
 
+# Pages of a file keep_file_pages reads in one storage read: 256 KiB.
+KEEP_BATCH = 64
+
 
 def _start(vma: Vma) -> int:
     return vma.start
@@ -258,6 +261,45 @@ class AddressSpace:
             raise SyscallError(Errno.ENXIO, f"{vma.path}: page {page_addr:#x} is past EOF")
         # Past EOF the rest of the page reads as zeros, as Linux fills the last file page.
         return bytes(chunk[:PAGE_SIZE]).ljust(PAGE_SIZE, b"\0")
+
+    def keep_file_pages(self, path: str) -> None:
+        """The file at `path` (or any file below the directory `path`) is about to be
+        unlinked, renamed or replaced: read in every page this space maps of it and has not
+        stored yet, so that its mappings keep their contents, as Linux's mappings keep the
+        inode (sem_open(3) maps a file and unlinks it). Pages wholly past the file's end
+        stay unstored: they are still a SIGBUS."""
+        for vma in self._vmas:
+            if not vma.maps_file_at(path):
+                continue
+            for start, end in self._unstored_runs(vma.start, vma.end):
+                if not self._read_in(vma, start, end):
+                    break  # the file ends before `end`
+
+    def _unstored_runs(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """The runs of unstored pages in [start, end), each at most KEEP_BATCH pages."""
+        run_start = None
+        for number in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+            if number in self._pages:
+                if run_start is not None:
+                    yield run_start << PAGE_SHIFT, number << PAGE_SHIFT
+                    run_start = None
+            elif run_start is None:
+                run_start = number
+            elif number - run_start == KEEP_BATCH:
+                yield run_start << PAGE_SHIFT, number << PAGE_SHIFT
+                run_start = number
+        if run_start is not None:
+            yield run_start << PAGE_SHIFT, end
+
+    def _read_in(self, vma: Vma, start: int, end: int) -> bool:
+        """Store the file's pages for [start, end) of `vma` (one read); False when the file
+        ends before `end`."""
+        assert vma.path is not None
+        data = self._read_file(vma.path, vma.offset + (start - vma.start), end - start)
+        for at in range(0, len(data), PAGE_SIZE):
+            self._pages[(start + at) >> PAGE_SHIFT] = bytes(data[at : at + PAGE_SIZE]).ljust(
+                PAGE_SIZE, b"\0")
+        return len(data) == end - start
 
     def _stored_in(self, start: int, end: int) -> list[int]:
         """Page numbers with stored data in [start, end), in no particular order."""

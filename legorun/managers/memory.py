@@ -47,6 +47,7 @@ from legorun.rpc.messages import (
     ForkReleaseRequest,
     ForkReply,
     ForkRequest,
+    KeepFilePagesRequest,
     MadviseRequest,
     MmapRequest,
     MmReply,
@@ -139,6 +140,7 @@ class MemoryManager:
             Opcode.P2M_MPROTECT: self.handle_p2m_mprotect,
             Opcode.P2M_MREMAP: self.handle_p2m_mremap,
             Opcode.P2M_MADVISE: self.handle_p2m_madvise,
+            Opcode.P2M_KEEP_FILE_PAGES: self.handle_p2m_keep_file_pages,
             Opcode.P2M_CAPACITY: self.handle_p2m_capacity,
             Opcode.P2M_VREGION: self.handle_p2m_vregion,
             Opcode.P2M_TAKE_PAGES: self.handle_p2m_take_pages,
@@ -380,6 +382,9 @@ class MemoryManager:
 
     def handle_p2m_madvise(self, req: MadviseRequest) -> MmReply:
         return self._mm(req.pid, lambda space: space.madvise(req.addr, req.length, req.advice))
+
+    def handle_p2m_keep_file_pages(self, req: KeepFilePagesRequest) -> MmReply:
+        return self._mm(req.pid, lambda space: space.keep_file_pages(req.path))
 
     # ------------------------------------------------------------ global memory management
 

@@ -74,3 +74,8 @@ class Vma:
 
     def contains(self, addr: int) -> bool:
         return self.start <= addr < self.end
+
+    def maps_file_at(self, path: str) -> bool:
+        """Whether this area maps the file at `path`, or a file below the directory `path`."""
+        return self.path is not None and (
+            self.path == path or self.path.startswith(path.rstrip("/") + "/"))

@@ -27,6 +27,7 @@ from legorun.managers.vma import (
 from legorun.rpc.messages import (
     BrkRequest,
     ExecReply,
+    KeepFilePagesRequest,
     MadviseRequest,
     MmapRequest,
     MmReply,
@@ -189,6 +190,13 @@ class MemoryClient:
         self._mm(MadviseRequest(self.pid, addr, length, advice))
         if advice in (MADV_DONTNEED, MADV_FREE, MADV_REMOVE):
             self._discard(addr, addr + page_up(length))
+
+    def keep_file_pages(self, path: str) -> None:
+        """The file at `path`, or a directory holding files, is about to be unlinked,
+        renamed or replaced: the memory manager reads in what this process maps of it first
+        (an RPC only when something is mapped from there)."""
+        if any(vma.maps_file_at(path) for vma in self._layout):
+            self._mm(KeepFilePagesRequest(self.pid, path))
 
     def page_count(self) -> int:
         return sum((vma.end - vma.start) // PAGE_SIZE for vma in self._layout)

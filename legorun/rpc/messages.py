@@ -39,6 +39,7 @@ class Opcode(IntEnum):
     P2M_CAPACITY = 0x1020  # the global memory manager: managers/global_memory.py
     P2M_VREGION = 0x1021
     P2M_TAKE_PAGES = 0x1022
+    P2M_KEEP_FILE_PAGES = 0x1030  # a mapped file is going away: unlink, rename
     # processor -> storage
     P2S_OPEN = 0x2000
     P2S_READ = 0x2001
@@ -264,6 +265,16 @@ class MadviseRequest(Request):
     addr: int
     length: int
     advice: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeepFilePagesRequest(Request):
+    """Read in the pages `pid` maps of the file at `path` (or below the directory `path`)
+    before the file goes away (AddressSpace.keep_file_pages)."""
+
+    OPCODE = Opcode.P2M_KEEP_FILE_PAGES
+    pid: int
+    path: str
 
 
 # ---------------------------------------------------------------- processor -> storage
