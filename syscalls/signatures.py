@@ -240,6 +240,8 @@ SIGNATURES: dict[str, Signature] = {
     "munmap": _sig(A.PTR, A.ULONG),
     "mprotect": _sig(A.PTR, A.ULONG, A.PROT),
     "pkey_mprotect": _sig(A.PTR, A.ULONG, A.PROT, A.INT),
+    "pkey_alloc": _sig(A.HEX, A.HEX),
+    "pkey_free": _sig(A.INT),
     "mremap": _sig(A.PTR, A.ULONG, A.ULONG, A.MREMAP_FLAGS, A.MREMAP_ADDRESS,
                    result=Result.ADDRESS),
     "msync": _sig(A.PTR, A.ULONG, A.MSYNC_FLAGS),
