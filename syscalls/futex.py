@@ -16,6 +16,7 @@ from legorun.processor.futexes import (
     FUTEX_TID_MASK,
     FUTEX_WAITERS,
     FutexWaiter,
+    SharedFutexWaiter,
 )
 from legorun.processor.wait import block
 from syscalls.args import Int, Ptr, UInt
@@ -46,25 +47,33 @@ def sys_futex(ctx: SyscallContext, uaddr: Ptr, op: Int, val: UInt, timeout: Ptr,
                              realtime=bool(op & FUTEX_CLOCK_REALTIME))
         if ctx.mem.read_u32(uaddr) != val:
             raise SyscallError(Errno.EAGAIN)
+        shared = ctx.vm.shared.futex_word(uaddr) if ctx.vm.shared else None
+        if shared is not None:
+            return _wait(ctx, SharedFutexWaiter(ctx.threads.current, uaddr, bitset, deadline,
+                                                shared, val))
         return _wait(ctx, FutexWaiter(ctx.threads.current, uaddr, bitset, deadline))
     if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
         bitset = FUTEX_BITSET_MATCH_ANY if cmd == FUTEX_WAKE else val3
         if bitset == 0:
             raise SyscallError(Errno.EINVAL)
         ctx.mem.read_u32(uaddr)  # EFAULT for a bad address, as Linux checks the word
+        _wake_other_processes(ctx, uaddr)
         return ctx.futexes.wake(uaddr, val, bitset)
     if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
         if uaddr2 % 4 or val > 0x7FFFFFFF or val2 > 0x7FFFFFFF:
             raise SyscallError(Errno.EINVAL)
         if cmd == FUTEX_CMP_REQUEUE and ctx.mem.read_u32(uaddr) != val3:
             raise SyscallError(Errno.EAGAIN)
+        _wake_other_processes(ctx, uaddr)  # their waiters cannot move: they wake instead
         return ctx.futexes.requeue(uaddr, val, uaddr2, val2)
     if cmd == FUTEX_WAKE_OP:
         if uaddr2 % 4:
             raise SyscallError(Errno.EINVAL)
         old, condition = _wake_op_update(ctx, uaddr2, val3)
+        _wake_other_processes(ctx, uaddr)
         woken = ctx.futexes.wake(uaddr, val)
         if condition(old):
+            _wake_other_processes(ctx, uaddr2)
             woken += ctx.futexes.wake(uaddr2, val2)
         return woken
     if cmd in (FUTEX_LOCK_PI, FUTEX_LOCK_PI2, FUTEX_TRYLOCK_PI):
@@ -89,13 +98,21 @@ def _deadline(ctx: SyscallContext, timeout: int, relative: bool, realtime: bool)
     return now + (value - clock_ns(clock))
 
 
+def _wake_other_processes(ctx: SyscallContext, uaddr: int) -> None:
+    """A wake of a word in shared memory also reaches the waiters of other processes
+    (SharedFutexWaiter); the count returned is of this process's waiters only."""
+    shared = ctx.vm.shared.futex_word(uaddr) if ctx.vm.shared else None
+    if shared is not None:
+        shared.note_wake()
+
+
 def _wait(ctx: SyscallContext, waiter: FutexWaiter) -> int:
     ctx.futexes.enqueue(waiter)
     try:
         block(waiter)
     finally:
         ctx.futexes.dequeue(waiter)
-    if waiter.woken:
+    if waiter.satisfied():
         return 0
     raise SyscallError(Errno.ETIMEDOUT)
 

@@ -100,7 +100,7 @@ IMPLEMENTED: dict[int, Callable[..., int] | Any] = {
     23: poll.sys_select,
     24: threads.sys_sched_yield,
     25: mm.sys_mremap,
-    26: IGNORED,  # msync: pages reach the memory manager on write-back anyway
+    26: mm.sys_msync,
     27: residency.sys_mincore,
     28: mm.sys_madvise,
     32: descriptors.sys_dup,

@@ -37,6 +37,9 @@ MEM_READ, MEM_WRITE, MEM_FETCH = 16, 17, 18
 ACCESS_PROT = {MEM_READ: PROT_READ, MEM_WRITE: PROT_WRITE, MEM_FETCH: PROT_EXEC}
 
 MISS_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_int32)
+# A miss answered by direct memory returns DIRECT_PAGE - (physical page number << 3 | prot)
+# (native/excache.c): a page mapped straight, without a line.
+DIRECT_PAGE = -2
 ZERO_PAGE = bytes(PAGE_SIZE)
 
 
@@ -49,6 +52,13 @@ class Pager(Protocol):
     def fetch(self, addr: int, writeback: tuple[tuple[int, bytes], ...]) -> bytes: ...
 
     def write_back(self, lines: tuple[tuple[int, bytes], ...]) -> None: ...
+
+
+class DirectMemory(Protocol):
+    """Guest pages that bypass the ExCache (MAP_SHARED memory: processor/shared_memory.py)."""
+
+    def page(self, vaddr: int) -> tuple[int, memoryview] | None:
+        """(Unicorn address, contents) of the page at vaddr if it is direct memory."""
 
 
 class ExCacheListener(Protocol):
@@ -118,6 +128,7 @@ class ExCache:
         self.fault: GuestFault | None = None
         self.error: BaseException | None = None
         self.listeners: list[ExCacheListener] = []
+        self.direct: DirectMemory | None = None
         self._uc = uc
         self._pager = pager
         self._policy = make_policy(policy, sets, assoc, seed)
@@ -163,9 +174,14 @@ class ExCache:
     # ------------------------------------------------------------ the miss path
 
     def _on_miss(self, vaddr: int, access: int) -> int:
-        """Called from the fill hook on a miss; returns the slot or -1 to fault."""
+        """Called from the fill hook on a miss; returns the slot, a direct page (see
+        DIRECT_PAGE) or -1 to fault."""
         try:
-            return self.load(vaddr, access)
+            prot, zero_fill = self._permitted(vaddr, access)
+            direct = self.direct.page(vaddr) if self.direct is not None else None
+            if direct is not None:
+                return DIRECT_PAGE - ((direct[0] >> PAGE_SHIFT) << 3 | (prot & LINE_PROT_MASK))
+            return self._fill(vaddr, prot, zero_fill)
         except GuestFault as fault:
             # The first fault is the guest's; Unicorn may touch more pages on its way out.
             if self.fault is None:
@@ -174,12 +190,15 @@ class ExCache:
             self.error = error
         return -1
 
-    def load(self, vaddr: int, access: int) -> int:
-        """Bring the page at vaddr into the cache (it is not resident) and return its slot."""
+    def _permitted(self, vaddr: int, access: int) -> tuple[int, bool]:
+        """(prot, zero_fill) of the page at vaddr; GuestFault unless `access` may touch it."""
         info = self._pager.lookup(vaddr)
         if info is None or not info[0] & ACCESS_PROT.get(access, PROT_READ):
             raise GuestFault(vaddr, access)
-        prot, zero_fill = info
+        return info
+
+    def _fill(self, vaddr: int, prot: int, zero_fill: bool) -> int:
+        """Bring the page at vaddr into the cache (it is not resident); returns its slot."""
         vpn = vaddr >> PAGE_SHIFT
         set_index = vpn & (self.sets - 1)
         first = set_index * self.assoc
@@ -218,7 +237,7 @@ class ExCache:
         for listener in self.listeners:
             listener.evicted(vpn << PAGE_SHIFT, bool(self.flags[slot] & LINE_DIRTY))
         line = self._drop(slot, vpn)
-        self._flush_tlb()
+        self.flush_tlb()
         return line
 
     def _drop(self, slot: int, vpn: int, keep: bool = True) -> tuple[tuple[int, bytes], ...]:
@@ -233,21 +252,41 @@ class ExCache:
         offset = slot << PAGE_SHIFT
         return ((vpn << PAGE_SHIFT, bytes(self.memory[offset : offset + PAGE_SIZE])),)
 
-    def _flush_tlb(self) -> None:
+    def flush_tlb(self) -> None:
         uclib.uc_ctl(self._uc._uch, UC_CTL_TLB_FLUSH_WRITE)
 
     # ------------------------------------------------------------ processor-side access
 
     def slot(self, vaddr: int, access: int) -> int:
-        """The slot holding vaddr's page, loading it on a miss (for syscall user access)."""
+        """The slot holding vaddr's page, loaded on a miss and marked dirty for a write."""
         slot = self._resident.get(vaddr >> PAGE_SHIFT)
         if slot is None:
-            slot = self.load(vaddr, access)
+            slot = self._fill(vaddr, *self._permitted(vaddr, access))
         elif not self.flags[slot] & ACCESS_PROT.get(access, PROT_READ):
             raise GuestFault(vaddr, access)
         if access == MEM_WRITE:
             self.flags[slot] |= LINE_DIRTY
         return slot
+
+    def page(self, vaddr: int, access: int) -> memoryview:
+        """The page at vaddr as the guest sees it, for syscall user access: its line or its
+        direct memory."""
+        if self.direct is not None and vaddr >> PAGE_SHIFT not in self._resident:
+            self._permitted(vaddr, access)
+            direct = self.direct.page(vaddr)
+            if direct is not None:
+                return direct[1]
+        offset = self.slot(vaddr, access) << PAGE_SHIFT
+        return self.memory[offset : offset + PAGE_SIZE]
+
+    def code_address(self, vaddr: int) -> int:
+        """Where Unicorn holds the byte at vaddr of a page the guest is running (for
+        disassembly dumps): in its slot, or in direct memory."""
+        slot = self._resident.get(vaddr >> PAGE_SHIFT)
+        if slot is not None:
+            return SLOT_BASE + (slot << PAGE_SHIFT) + (vaddr & (PAGE_SIZE - 1))
+        direct = self.direct.page(vaddr) if self.direct is not None else None
+        return direct[0] + (vaddr & (PAGE_SIZE - 1)) if direct is not None else vaddr
 
     # ------------------------------------------------------------ address-space changes
 
@@ -268,7 +307,7 @@ class ExCache:
             self._free[vpn & (self.sets - 1)].append(slot % self.assoc)
             self._policy.invalidated(vpn & (self.sets - 1), slot % self.assoc)
         if victims:
-            self._flush_tlb()
+            self.flush_tlb()
         if lines:
             self._pager.write_back(tuple(lines))
 
@@ -276,7 +315,7 @@ class ExCache:
         """Apply a new protection to the resident lines of [start, end)."""
         for _vpn, slot in self._resident_in(start, end):
             self.flags[slot] = (self.flags[slot] & ~LINE_PROT_MASK) | (prot & LINE_PROT_MASK)
-        self._flush_tlb()
+        self.flush_tlb()
 
     @property
     def resident_lines(self) -> int:

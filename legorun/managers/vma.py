@@ -47,6 +47,11 @@ def page_up(addr: int) -> int:
     return (addr + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
 
+def file_at(path: str, target: str) -> bool:
+    """Whether `path` is the file `target` or lies below the directory `target`."""
+    return path == target or path.startswith(target.rstrip("/") + "/")
+
+
 @dataclass(frozen=True, slots=True)
 class Vma:
     """[start, end) with protection `prot` (PROT_*) and mapping flags (MAP_*).
@@ -77,5 +82,4 @@ class Vma:
 
     def maps_file_at(self, path: str) -> bool:
         """Whether this area maps the file at `path`, or a file below the directory `path`."""
-        return self.path is not None and (
-            self.path == path or self.path.startswith(path.rstrip("/") + "/"))
+        return self.path is not None and file_at(self.path, path)

@@ -23,6 +23,7 @@ enum { MEM_READ = 16, MEM_WRITE = 17, MEM_FETCH = 18 };
 enum { LINE_DIRTY = 1 << 3, LINE_REFERENCED = 1 << 4 };
 
 #define EMPTY_TAG UINT64_MAX
+#define DIRECT_PAGE (-2) /* excache.py DIRECT_PAGE */
 /* UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0): type 11, write direction (1 << 30). */
 #define UC_CTL_TLB_FLUSH_WRITE ((1u << 30) | 11u)
 
@@ -51,6 +52,15 @@ typedef struct {
     uint64_t dirty_marks;  /* first stores to clean lines */
 } excache_t;
 
+/* Flush QEMU's TLB every flush_period fills, so that it can grow (see DESIGN.md). */
+static inline void count_fill(excache_t *c, void *uc)
+{
+    if (c->flush_period && ++c->fills_since_flush >= c->flush_period) {
+        c->fills_since_flush = 0;
+        c->uc_ctl(uc, UC_CTL_TLB_FLUSH_WRITE);
+    }
+}
+
 bool excache_tlb_fill(void *uc, uint64_t vaddr, int32_t type, uc_tlb_entry *result,
                       void *user_data)
 {
@@ -70,8 +80,16 @@ bool excache_tlb_fill(void *uc, uint64_t vaddr, int32_t type, uc_tlb_entry *resu
         c->fill_hits++;
     } else {
         slot = c->miss(vaddr, type);
-        if (slot < 0)
+        if (slot == -1)
             return false;
+        if (slot < -1) {
+            /* Direct memory (MAP_SHARED pages, no line): DIRECT_PAGE - (ppn << 3 | prot). */
+            uint64_t direct = (uint64_t)(DIRECT_PAGE - slot);
+            result->paddr = (direct >> 3) << PAGE_SHIFT;
+            result->perms = (uint32_t)(direct & (PROT_R | PROT_W | PROT_X));
+            count_fill(c, uc);
+            return true;
+        }
     }
 
     uint8_t flags = c->flags[slot];
@@ -84,11 +102,7 @@ bool excache_tlb_fill(void *uc, uint64_t vaddr, int32_t type, uc_tlb_entry *resu
     /* Until a line is dirty, leave write permission out so the first store returns here. */
     result->perms = (flags & LINE_DIRTY) ? prot : (prot & ~(uint32_t)PROT_W);
     result->paddr = c->slot_base + ((uint64_t)slot << PAGE_SHIFT);
-
-    if (c->flush_period && ++c->fills_since_flush >= c->flush_period) {
-        c->fills_since_flush = 0;
-        c->uc_ctl(uc, UC_CTL_TLB_FLUSH_WRITE);
-    }
+    count_fill(c, uc);
     return true;
 }
 

@@ -23,7 +23,8 @@ read again. The guest's pid is restored; its parent is the restoring legorun's p
 A checkpoint is refused, ending the run with an error, when the process forks (refused at
 the fork: the child's output could not be accounted for), runs more than one thread, or
 holds a file that cannot be made again in another legorun process (a pipe, a socket, an
-eventfd, a timerfd, an epoll instance, a /proc file).
+eventfd, a timerfd, an epoll instance, a /proc file), or has writable MAP_SHARED memory
+(shared_memory.py: it is host memory, not the memory manager's).
 """
 
 from __future__ import annotations

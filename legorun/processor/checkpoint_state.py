@@ -62,6 +62,11 @@ def capture_record(processor: Processor, interval_s: float) -> CheckpointRecord:
     if len(signals.timers):
         raise NotCheckpointable("cannot checkpoint: the process has POSIX timers "
                                 "(timer_create), which checkpoints do not keep")
+    if processor.shared.writable:
+        # (A read-only file mapping needs nothing: restored, it reads the file again.)
+        raise NotCheckpointable("cannot checkpoint: the process has writable MAP_SHARED "
+                                "memory, which lives beside the memory manager and "
+                                "checkpoints do not keep")
     files, fds = _save_files(processor.fds)
     return CheckpointRecord(
         unicorn=unicorn.__version__,

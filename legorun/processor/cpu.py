@@ -83,6 +83,8 @@ class Cpu:
         self.uc.reg_write(UC_X86_REG_MXCSR, MXCSR_LINUX_DEFAULT)
         self._handler: SyscallHandler | None = None
         self.stop_requested = False
+        self._when_stopped: list[Callable[[], None]] = []
+        self._running = False
         self.error: BaseException | None = None
         self.exception: CpuException | None = None
 
@@ -155,6 +157,16 @@ class Cpu:
         self.stop_requested = True
         self.uc.emu_stop()
 
+    def when_stopped(self, change: Callable[[], None]) -> None:
+        """Make `change` to Unicorn's memory map as soon as the guest stops: Unicorn cannot
+        unmap memory under a running guest (a hook's uc_mem_unmap breaks the run). Called
+        from a hook, it stops the guest after the current instruction."""
+        if self._running:
+            self._when_stopped.append(change)
+            self.request_stop()
+        else:
+            change()
+
     def emulate(self) -> None:
         """Run from rip until a stop is requested, a hook fails or the CPU faults.
 
@@ -167,6 +179,7 @@ class Cpu:
         (a real fault at the same moment happens again).
         """
         self.stop_requested = False
+        self._running = True
         try:
             self.uc.emu_start(self.uc.reg_read(UC_X86_REG_RIP), 0xFFFFFFFFFFFFFFFF)
         except UcError:
@@ -174,6 +187,11 @@ class Cpu:
             # a spurious fault on its way out: the hook's reason comes first.
             if self.error is None:
                 raise
+        finally:
+            self._running = False
+            changes, self._when_stopped = self._when_stopped, []
+            for change in changes:
+                change()
         if self.error is not None:
             error, self.error = self.error, None
             raise error

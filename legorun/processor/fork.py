@@ -64,6 +64,7 @@ def fork_process(processor: Processor, vfork: bool) -> int:
     sys.stderr.flush()
     vfork_read, vfork_write = os.pipe2(os.O_CLOEXEC) if vfork else (-1, -1)
     try:
+        processor.shared.forking()
         child = os.fork()
     except OSError:
         if vfork:
@@ -80,9 +81,11 @@ def fork_process(processor: Processor, vfork: bool) -> int:
     if vfork:
         os.close(vfork_write)
         try:
-            os.read(vfork_read, 1)  # the end of the pipe: the child exec'ed or ended
+            with processor.core_turn.given_up():
+                os.read(vfork_read, 1)  # the end of the pipe: the child exec'ed or ended
         finally:
             os.close(vfork_read)
+    processor.core_turn.take()  # memory shared with the child: take turns from now on
     return child
 
 
@@ -98,6 +101,7 @@ def _become_child(processor: Processor, token: int, vfork_write: int | None) -> 
     if claimed.status:
         raise LegorunError(f"fork: the memory manager has no snapshot for pid {pid}")
     processor.become_child(pid, parent)
+    processor.core_turn.forked()
     fork_instruments(processor.instruments, pid)
     processor.vfork_parent = vfork_write
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Callable, Iterator
 
+from legorun.processor.shared_memory import SharedWord
 from legorun.processor.threads import Thread
 from legorun.processor.wait import Wait
 
@@ -42,6 +43,30 @@ class FutexWaiter(Wait):
 
     def describe(self) -> str:
         return f"on futex {self.address:#x}"
+
+
+class SharedFutexWaiter(FutexWaiter):
+    """A wait on a word in MAP_SHARED memory, which other processes may wake. Their wakes
+    cannot reach this process's table, so the wait is also over when the word no longer
+    holds the value waited for or its wake counter moved (processor/shared_memory.py); the
+    idle scheduler looks again every RECHECK_NS. An early end is a spurious wakeup, which
+    futex(2) allows and every user of futexes handles."""
+
+    recheck_ns = 1_000_000
+
+    def __init__(self, thread: Thread, address: int, bitset: int, deadline: int | None,
+                 word: SharedWord, expected: int) -> None:
+        super().__init__(thread, address, bitset, deadline)
+        self._word = word
+        self._expected = expected
+        self._wake_count = word.wake_count
+
+    def satisfied(self) -> bool:
+        return (self.woken or self._word.value != self._expected
+                or self._word.wake_count != self._wake_count)
+
+    def wakeable_from_outside(self) -> bool:
+        return True
 
 
 class FutexTable:

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING
 from legorun.managers.vma import (
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
+    MAP_SHARED,
+    MAP_SHARED_VALIDATE,
+    MAP_TYPE,
     PAGE_SHIFT,
     PAGE_SIZE,
     PROT_EXEC,
@@ -44,6 +47,7 @@ from syscalls.errno import Errno, SyscallError
 
 if TYPE_CHECKING:
     from legorun.cache.excache import ExCache
+    from legorun.processor.shared_memory import SharedMappings
 
 MADV_DONTNEED = 4
 MADV_FREE = 8
@@ -60,13 +64,15 @@ class MemoryClient:
         self._transport = transport
         self.pid = pid
         self.excache: ExCache | None = None
+        self.shared: SharedMappings | None = None
         self.brk_value = 0
         self._layout: tuple[Vma, ...] = ()
         self._starts: list[int] = []
         self._remote: set[int] = set()  # page numbers the memory manager holds data for
 
-    def attach(self, excache: ExCache) -> None:
+    def attach(self, excache: ExCache, shared: SharedMappings) -> None:
         self.excache = excache
+        self.shared = shared
 
     # ------------------------------------------------------------ Pager (for the ExCache)
 
@@ -100,6 +106,16 @@ class MemoryClient:
         if index >= 0 and addr < self._layout[index].end:
             return self._layout[index]
         return None
+
+    def covered(self, start: int, end: int) -> bool:
+        """Whether mappings cover all of [start, end), without a hole."""
+        at = start
+        index = max(0, bisect.bisect_right(self._starts, start) - 1)
+        for vma in self._layout[index:]:
+            if at >= end or vma.start > at:
+                break
+            at = max(at, vma.end)
+        return at >= end
 
     @property
     def layout(self) -> tuple[Vma, ...]:
@@ -136,6 +152,7 @@ class MemoryClient:
         """Adopt a fresh address space: nothing of the old one may stay cached."""
         if self.excache is not None:
             self.excache.invalidate(0, 1 << 64, write_back=False)
+        self.unmap_shared()
         self._set_layout(reply.layout)
         self._remote = {addr >> PAGE_SHIFT for addr in reply.populated}
         self.brk_value = reply.brk
@@ -149,19 +166,36 @@ class MemoryClient:
         return self.brk_value
 
     def mmap(self, addr: int, length: int, prot: int, flags: int, path: str | None,
-             offset: int) -> int:
+             offset: int, writable_file: bool = False) -> int:
+        """`writable_file`: the file was opened for writing (a shared mapping of it writes
+        its pages back)."""
+        assert self.excache is not None and self.shared is not None
         if flags & MAP_FIXED and not flags & MAP_FIXED_NOREPLACE and length:
             # The old contents of a fixed range are replaced; keep no stale lines. A call
             # that then fails with EINVAL leaves the old mapping, whose data was written back.
-            assert self.excache is not None
             self.excache.invalidate(addr, addr + length, write_back=True)
+            self.shared.unmap(addr, addr + length)
         result = self._mm(MmapRequest(self.pid, addr, length, prot, flags, path, offset))
         self._forget(result, result + length)
+        if flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE):
+            self.shared.map(result, length, path, offset, writable_file)
         return result
 
     def munmap(self, addr: int, length: int) -> None:
         self._mm(MunmapRequest(self.pid, addr, length))
         self._discard(addr, addr + length)
+        assert self.shared is not None
+        self.shared.unmap(addr, addr + page_up(length))
+
+    def msync(self, addr: int, length: int) -> None:
+        """Write the shared file pages of the range back to their files."""
+        assert self.shared is not None
+        self.shared.sync(addr, addr + page_up(length))
+
+    def unmap_shared(self) -> None:
+        """The address space ends (exit, exec): shared file pages go back to their files."""
+        if self.shared is not None:
+            self.shared.unmap(0, 1 << 64)
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         self._mm(MprotectRequest(self.pid, addr, length, prot))
@@ -184,6 +218,8 @@ class MemoryClient:
                                 if (page - (old_addr >> PAGE_SHIFT)) << PAGE_SHIFT < new_size)
         elif new_size < old_size:
             self._forget(old_addr + page_up(new_size), old_addr + old_size)
+        assert self.shared is not None
+        self.shared.move(old_addr, old_size, result, new_size)
         return result
 
     def madvise(self, addr: int, length: int, advice: int) -> None:
@@ -197,6 +233,8 @@ class MemoryClient:
         (an RPC only when something is mapped from there)."""
         if any(vma.maps_file_at(path) for vma in self._layout):
             self._mm(KeepFilePagesRequest(self.pid, path))
+            assert self.shared is not None
+            self.shared.keep_file_pages(path)
 
     def page_count(self) -> int:
         return sum((vma.end - vma.start) // PAGE_SIZE for vma in self._layout)

@@ -39,6 +39,8 @@ from legorun.processor.process import (
 from legorun.processor.scheduler import Scheduler
 from legorun.processor.signals import Signals
 from legorun.processor.threads import ThreadGroup
+from legorun.processor.core_turn import CoreTurn
+from legorun.processor.shared_memory import SharedMappings
 from legorun.processor.uaccess import UserMemory
 from legorun.rpc.messages import ExecReply, ExecRequest, ExitRequest
 from legorun.rpc.stats import RpcStats
@@ -83,7 +85,10 @@ class Processor:
         self.vm = MemoryClient(transport, self.pid)
         self.excache = ExCache(self.cpu.uc, self.vm, config.excache_size, config.excache_assoc,
                                config.excache_policy, config.seed)
-        self.vm.attach(self.excache)
+        self.shared = SharedMappings(self.cpu, transport, self.excache.flush_tlb)
+        self.excache.direct = self.shared
+        self.vm.attach(self.excache, self.shared)
+        self.core_turn = CoreTurn(lambda: self.shared.shared_with_others)
         # The transport's RPC accounting is the clock's remote time; counting instructions
         # costs a block hook, so it is added only when asked for (before the guest runs) or
         # when a second thread needs time slices.
@@ -184,6 +189,7 @@ class Processor:
                 self.checkpoints.close()
             if self.scheduler is not None:
                 self.scheduler.shutdown()
+            self.vm.unmap_shared()  # shared file pages go back to their files
             self.fds.close_all()  # as the kernel does at exit: hidden files go
             self.host_signals.close()
             self._transport.call(ExitRequest(self.pid))
@@ -204,7 +210,8 @@ class Processor:
         self.signals = Signals(self.cpu, mem, state, self.threads, self.host_signals)
         self.scheduler = Scheduler(self.cpu, self.excache, self._mapped,
                                    FaultAddress(self.cpu, mem.read), self.signals,
-                                   self.futexes, self._instruction_counter, self._config.seed)
+                                   self.futexes, self._instruction_counter, self._config.seed,
+                                   self.core_turn)
         context = SyscallContext(
             mem=mem, vm=self.vm, storage=self._transport, fds=self.fds,
             proc=state, cpu=self.cpu, warn=self._warn, process=self, threads=self.threads,

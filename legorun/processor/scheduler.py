@@ -29,6 +29,7 @@ from greenlet import getcurrent
 from unicorn import UcError
 
 from legorun.cache.excache import ExCache
+from legorun.processor.core_turn import CoreTurn
 from legorun.processor.cpu import Cpu, CpuException
 from legorun.processor.faultaddr import FaultAddress
 from legorun.processor.futexes import FutexTable
@@ -54,7 +55,8 @@ class Checkpoints(Protocol):
 class Scheduler:
     def __init__(self, cpu: Cpu, excache: ExCache, mapped: Callable[[int], bool],
                  locate: FaultAddress, signals: Signals, futexes: FutexTable,
-                 counter: Callable[[], InstructionCounter], seed: int) -> None:
+                 counter: Callable[[], InstructionCounter], seed: int,
+                 turn: CoreTurn) -> None:
         """`mapped(addr)` tells whether a page is in the address space (a fault there is
         SEGV_ACCERR, else SEGV_MAPERR), `locate` finds a fault's byte address; `counter`
         gives the instruction counter that ends time slices, made when the second thread
@@ -67,6 +69,7 @@ class Scheduler:
         self._threads = signals.threads
         self._futexes = futexes
         self._make_counter = counter
+        self._turn = turn
         self._counter: InstructionCounter | None = None
         self._random = random.Random(seed)
         self._slice_mark = 0
@@ -123,7 +126,7 @@ class Scheduler:
     def _needs_run_loop(self, thread: Thread) -> bool:
         """Whether something must happen before the thread's next instruction."""
         return (thread.sigreturn is not None or thread.yielding or self._signals.host.pending()
-                or (len(self._threads) > 1 and not self.preemptive)
+                or (self._wants_slices() and not self.preemptive)
                 or bool(self._signals.deliverable(thread)))
 
     # ------------------------------------------------------------ the run loop
@@ -146,7 +149,11 @@ class Scheduler:
                 if self.checkpoints is not None and self.checkpoints.due:
                     self.checkpoints.take()
                     continue  # what arrived meanwhile is looked at before the guest runs
-                self._cpu.emulate()
+                self._turn.take()
+                try:
+                    self._cpu.emulate()
+                finally:
+                    self._turn.give()
             except ThreadExit as done:
                 self._exit_thread(thread, done.status)
                 continue
@@ -195,7 +202,7 @@ class Scheduler:
     # ------------------------------------------------------------ switching
 
     def _schedule(self, current: Thread) -> None:
-        if len(self._threads) > 1 and not self.preemptive:
+        if self._wants_slices() and not self.preemptive:
             self._enable_preemption()
         if current.blocked or current.yielding or self._slice_over():
             current.yielding = False
@@ -258,6 +265,10 @@ class Scheduler:
 
     # ------------------------------------------------------------ time slices
 
+    def _wants_slices(self) -> bool:
+        """Threads take turns on the core; so do processes that share memory (core_turn.py)."""
+        return len(self._threads) > 1 or self._turn.engaged
+
     def _enable_preemption(self) -> None:
         self._counter = self._make_counter()
         self._cpu.uc.ctl_flush_tb()  # code translated so far does not call the new hook
@@ -286,12 +297,15 @@ class Scheduler:
         for _thread, wait in waits:
             for fd, events in wait.host_events():
                 poller.register(fd, events)
+        now = time.monotonic_ns()
+        deadlines += [now + wait.recheck_ns for _t, wait in waits if wait.recheck_ns is not None]
         timeout_ms = -1
         if deadlines:
-            timeout_ms = max(0, -(-(min(deadlines) - time.monotonic_ns()) // 1_000_000))
+            timeout_ms = max(0, -(-(min(deadlines) - now) // 1_000_000))
         if self._signals.host.pending():
             timeout_ms = 0
-        poller.poll(timeout_ms)
+        with self._turn.given_up():
+            poller.poll(timeout_ms)
         self._signals.host.drain_wakeup()
         self._signals.take_host_signals()
 

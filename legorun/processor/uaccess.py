@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from legorun.cache.excache import MEM_READ, MEM_WRITE, ExCache, GuestFault
-from legorun.managers.vma import PAGE_SHIFT, PAGE_SIZE
+from legorun.managers.vma import PAGE_SIZE
 
 USER_LIMIT = 1 << 47
 PATH_MAX = 4096
@@ -19,7 +19,6 @@ PATH_MAX = 4096
 class UserMemory:
     def __init__(self, excache: ExCache) -> None:
         self._cache = excache
-        self._memory = excache.memory
 
     def _check(self, addr: int, size: int, access: int) -> None:
         if addr < PAGE_SIZE or addr + size > USER_LIMIT:
@@ -33,9 +32,8 @@ class UserMemory:
         while size:
             offset = addr & (PAGE_SIZE - 1)
             chunk = min(size, PAGE_SIZE - offset)
-            base = (self._cache.slot(addr, MEM_READ) << PAGE_SHIFT) + offset
             # Copy now: loading the next page may evict this line and reuse its slot.
-            parts.append(bytes(self._memory[base : base + chunk]))
+            parts.append(bytes(self._cache.page(addr, MEM_READ)[offset : offset + chunk]))
             addr += chunk
             size -= chunk
         return b"".join(parts)
@@ -50,8 +48,7 @@ class UserMemory:
         while done < size:
             offset = addr & (PAGE_SIZE - 1)
             chunk = min(size - done, PAGE_SIZE - offset)
-            base = (self._cache.slot(addr, MEM_WRITE) << PAGE_SHIFT) + offset
-            self._memory[base : base + chunk] = view[done : done + chunk]
+            self._cache.page(addr, MEM_WRITE)[offset : offset + chunk] = view[done : done + chunk]
             addr += chunk
             done += chunk
 
@@ -62,8 +59,7 @@ class UserMemory:
         total = 0
         while total < limit:
             offset = addr & (PAGE_SIZE - 1)
-            base = (self._cache.slot(addr, MEM_READ) << PAGE_SHIFT)
-            page = bytes(self._memory[base + offset : base + PAGE_SIZE])
+            page = bytes(self._cache.page(addr, MEM_READ)[offset:])
             end = page.find(b"\0")
             if end >= 0:
                 parts.append(page[:end])

@@ -68,6 +68,9 @@ class Wait:
     none; a wait whose deadline passed is over, whatever its condition."""
 
     deadline: int | None = None
+    # For a condition nothing signals (a word another process may change): how often the
+    # idle scheduler looks again (ns); None when something wakes it.
+    recheck_ns: int | None = None
 
     def satisfied(self) -> bool:
         """Whether the awaited condition holds now."""

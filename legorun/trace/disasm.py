@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING
 from capstone import CS_ARCH_X86, CS_MODE_64, CS_OPT_SYNTAX_ATT, Cs
 from unicorn.unicorn_const import UC_HOOK_BLOCK
 
-from legorun.cache.excache import MEM_READ, SLOT_BASE, GuestFault
-from legorun.managers.vma import PAGE_SHIFT, PAGE_SIZE
+from legorun.cache.excache import GuestFault
 from legorun.processor.uaccess import UserMemory
 from legorun.trace.filters import AddressFilter, AddressRange, contains
 from legorun.trace.log import TraceLog
@@ -120,12 +119,8 @@ class CodeLog:
         return function.name if function else ""  # qemu leaves an unknown name empty
 
     def _code_location(self, address: int) -> int:
-        """Where the ExCache holds the code at address (the page is resident: it runs)."""
-        try:
-            slot = self._excache.slot(address, MEM_READ)
-        except GuestFault:  # execute-only code: its slot is not readable from here
-            return address
-        return SLOT_BASE + (slot << PAGE_SHIFT) + (address & (PAGE_SIZE - 1))
+        """Where Unicorn holds the code at address (the page is resident: it runs)."""
+        return self._excache.code_address(address)
 
 
 def format_instruction(address: int, code: bytes, mnemonic: str, operands: str) -> list[str]:

@@ -211,3 +211,28 @@ def test_a_process_with_posix_timers_is_refused(e2e, servers, tmp_path: Path) ->
     assert run.stderr.decode().splitlines() == [
         "legorun: cannot checkpoint: the process has POSIX timers (timer_create), which "
         "checkpoints do not keep"], run.describe()
+
+
+SHARED_MEMORY = r"""
+#include <stdio.h>
+#include <sys/mman.h>
+int main(void) {
+    volatile long *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    for (long i = 0; i < 50000000; i++)
+        *shared = i;
+    puts("done");
+    return 0;
+}
+"""
+
+
+def test_a_process_with_writable_shared_memory_is_refused(e2e, servers, tmp_path: Path) -> None:
+    program = e2e.compile_c(tmp_path, "shared_memory", SHARED_MEMORY)
+    memory = servers.memory()
+    run = e2e.run_legorun(program, cwd=e2e.fresh_dir(),
+                          options=["--memory", memory.address, "--checkpoint-interval", "1ms"])
+    assert run.returncode == 1, run.describe()
+    assert run.stderr.decode().splitlines() == [
+        "legorun: cannot checkpoint: the process has writable MAP_SHARED memory, which lives "
+        "beside the memory manager and checkpoints do not keep"], run.describe()

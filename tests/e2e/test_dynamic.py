@@ -171,3 +171,44 @@ def test_python_matches_native(e2e, tmp_path):
     lego = e2e.run_legorun(python, args, cwd=tmp_path, stdin=text)
     e2e.assert_same(native, lego, "python3 -S -c")
     assert native.status == 3
+
+
+# Worker processes that share memory with their parent: a Pool, a Queue (a pipe and a
+# semaphore in MAP_SHARED memory), and a counter in shared memory under a contended Lock.
+MULTIPROCESSING_SCRIPT = """
+import multiprocessing as mp
+
+def square(x):
+    return x * x
+
+def count(lock, total, n):
+    for _ in range(n):
+        with lock:
+            total.value += 1
+
+if __name__ == "__main__":
+    with mp.Pool(2) as pool:
+        print(pool.map(square, range(10)))
+    queue = mp.Queue()
+    worker = mp.Process(target=queue.put, args=("through a queue",))
+    worker.start()
+    print(queue.get())
+    worker.join()
+    lock, total = mp.Lock(), mp.Value("i", 0, lock=False)
+    workers = [mp.Process(target=count, args=(lock, total, 300)) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    print("total", total.value, [w.exitcode for w in workers])
+"""
+
+
+def test_python_multiprocessing_matches_native(e2e, tmp_path):
+    python = _host("python3")
+    script = tmp_path / "workers.py"
+    script.write_text(MULTIPROCESSING_SCRIPT)
+    native = e2e.run_native(python, ["-S", str(script)], cwd=e2e.fresh_dir())
+    lego = e2e.run_legorun(python, ["-S", str(script)], cwd=e2e.fresh_dir())
+    e2e.assert_same(native, lego, "python3 -S workers.py")
+    assert b"total 900" in native.stdout

@@ -47,16 +47,16 @@ ENTRIES = {entry.name: entry for entry in TABLE.entries.values()}
 
 
 class FakeExCache:
-    """Just what UserMemory uses: slots by virtual page, and the slot memory."""
+    """Just what UserMemory uses: the guest's pages."""
 
     def __init__(self) -> None:
         self.memory = memoryview(bytearray(PAGE * PAGES))
 
-    def slot(self, vaddr: int, access: int) -> int:
+    def page(self, vaddr: int, access: int) -> memoryview:
         page = (vaddr - BASE) // PAGE
         if vaddr < BASE or page >= PAGES:
             raise GuestFault(vaddr, access)
-        return page
+        return self.memory[page * PAGE : (page + 1) * PAGE]
 
     def poke(self, addr: int, data: bytes) -> None:
         self.memory[addr - BASE : addr - BASE + len(data)] = data
