@@ -246,7 +246,8 @@ def open_path(ctx: SyscallContext, dirfd: int, pathname: int, flags: int, mode: 
         file: StorageFile = Directory(ctx.storage, path, kept)
     else:
         device = open_device(ctx.storage, path, kept, reply.stat)
-        file = device if device is not None else StorageFile(ctx.storage, path, kept)
+        file = device if device is not None else StorageFile(ctx.storage, path, kept,
+                                                             ctx.vm.shared)
     return ctx.fds.allocate(file, cloexec=bool(flags & O_CLOEXEC))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_module
-from typing import Callable, TypeVar
+from typing import Callable, Protocol, TypeVar
 
 from legorun.processor.wait import POLLIN, POLLOUT, wait_until_ready
 from legorun.rpc.messages import (
@@ -189,18 +189,34 @@ class HostStream(OpenFile):
             return f"host:[{self.fd}]"
 
 
+class MappedFiles(Protocol):
+    """Shared mappings of files (shared_memory.py), which read(2) and write(2) must see as
+    Linux's page cache makes them see one another."""
+
+    def file_to_read(self, path: str, offset: int, size: int) -> None:
+        """Before a read of [offset, offset + size) of the file: stores to mappings of it
+        there reach the file."""
+
+    def file_written(self, path: str, offset: int, data: bytes) -> None:
+        """After `data` was written at `offset` of the file: mappings of it show it."""
+
+
 class StorageFile(OpenFile):
     """A regular file (or device) on the storage manager: a path and an offset."""
 
-    def __init__(self, transport: Transport, path: str, flags: int) -> None:
+    def __init__(self, transport: Transport, path: str, flags: int,
+                 mapped: MappedFiles | None = None) -> None:
         super().__init__(flags)
         self._transport = transport
+        self._mapped = mapped
         self.path = path
         self.offset = 0
         # The process that hid this file when the guest unlinked it removes it on close.
         self.remove_on_close: int | None = None
 
     def pread(self, size: int, offset: int) -> bytes:
+        if self._mapped is not None:
+            self._mapped.file_to_read(self.path, offset, size)
         reply: DataReply = self._transport.call(ReadRequest(self.path, offset, size))
         if reply.status:
             raise SyscallError(Errno(reply.status))
@@ -210,6 +226,8 @@ class StorageFile(OpenFile):
         reply: WriteReply = self._transport.call(WriteRequest(self.path, offset, data, append))
         if reply.status:
             raise SyscallError(Errno(reply.status))
+        if self._mapped is not None:
+            self._mapped.file_written(self.path, reply.end - reply.written, data[:reply.written])
         return reply
 
     def pwrite(self, data: bytes, offset: int) -> int:

@@ -261,6 +261,35 @@ class SharedMappings:
                     except GuestFault:
                         break  # past the end of the file
 
+    # ------------------------------------------------------------ read(2) and write(2)
+
+    def _segments_of(self, path: str) -> list[SharedSegment]:
+        found = {id(shared.segment): shared.segment for shared in self._ranges
+                 if shared.segment.path == path}
+        return list(found.values())
+
+    def file_to_read(self, path: str, offset: int, size: int) -> None:
+        """A read of [offset, offset + size) of the file at `path` comes: what was stored
+        to its shared mappings there reaches the file first."""
+        for segment in self._segments_of(path):
+            low = max(offset - segment.file_offset, 0)
+            high = min(offset + size - segment.file_offset, segment.length)
+            if low < high:
+                start = low & ~(PAGE_SIZE - 1)
+                self._write_back(SharedRange(start, page_up(high), segment, start))
+
+    def file_written(self, path: str, offset: int, data: bytes) -> None:
+        """`data` was written at `offset` of the file at `path`: its shared mappings show it
+        in the pages they read in already (the others will read the file)."""
+        for segment in self._segments_of(path):
+            low = max(offset - segment.file_offset, 0)
+            high = min(offset + len(data) - segment.file_offset, segment.length)
+            for page in range(low & ~(PAGE_SIZE - 1), high, PAGE_SIZE):
+                if segment.loaded[page >> PAGE_SHIFT]:
+                    start, end = max(low, page), min(high, page + PAGE_SIZE)
+                    at = segment.file_offset + start - offset
+                    segment.memory[start:end] = data[at : at + end - start]
+
     # ------------------------------------------------------------ the range list
 
     def _insert(self, shared: SharedRange) -> None:

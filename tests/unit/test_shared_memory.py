@@ -1,6 +1,7 @@
 """MAP_SHARED memory (processor/shared_memory.py, core_turn.py): shared between a process
 and its children, with pshared mutexes and semaphores that work across them; file mappings
-whose stores reach the file (munmap, msync, exit) and whose pages past the end are a SIGBUS.
+whose stores reach the file (munmap, msync, exit, and read(2) sees them), that show what
+write(2) writes, and whose pages past the end are a SIGBUS.
 Each program is compared with its native run."""
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ int main(void) {
     char *again = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
     map[3] = 'D';
     printf("second mapping sees: %.10s\n", again);
+    pwrite(fd, "W", 1, 5);  /* write(2) and the mapping see one another, as on Linux */
+    printf("after pwrite: %.10s\n", map);
+    map[6] = 'S';
+    show_file("after a store", fd);
 
     pid_t child = fork();
     if (child == 0) {
