@@ -29,6 +29,7 @@ from syscalls.args import Fd, Int, Long, Ptr, Size, UInt, ULong
 from syscalls.context import SyscallContext
 from syscalls.errno import Errno, SyscallError
 from syscalls.fs import MAX_RW, readable_file, writable_file, write_to
+from syscalls.memfd import F_ADD_SEALS, F_GET_SEALS, fcntl_seals
 from syscalls.paths import call_storage, fd_file, fd_path
 
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
@@ -139,6 +140,8 @@ def sys_fcntl(ctx: SyscallContext, fd: Fd, cmd: Int, arg: ULong) -> int:
         return _pipe_end(file).pipe_size()
     if cmd == F_SETPIPE_SZ:
         return _pipe_end(file).resize(arg & 0xFFFFFFFF)
+    if cmd in (F_ADD_SEALS, F_GET_SEALS):
+        return fcntl_seals(file, cmd)
     raise SyscallError(Errno.EINVAL)
 
 
@@ -185,6 +188,43 @@ def sys_ftruncate(ctx: SyscallContext, fd: Fd, length: Long) -> int:
     if not isinstance(file, StorageFile) or isinstance(file, Directory) or not file.writable:
         raise SyscallError(Errno.EINVAL)
     call_storage(ctx, TruncateRequest(file.path, length))
+    return 0
+
+
+# fallocate(2) modes (include/uapi/linux/falloc.h).
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+FALLOC_FL_ZERO_RANGE = 0x10
+ZERO_CHUNK = 1 << 20  # bytes of zeros per storage write
+
+
+def sys_fallocate(ctx: SyscallContext, fd: Fd, mode: Int, offset: Long, length: Long) -> int:
+    """Allocation itself is invisible on the storage manager (its host file system
+    allocates as it writes), so what remains is what a program can see: the file grows to
+    cover the range (unless FALLOC_FL_KEEP_SIZE), and a punched or zeroed range reads as
+    zeros. Collapsing, inserting and unsharing ranges are not supported (EOPNOTSUPP, as on
+    file systems without them)."""
+    if offset < 0 or length <= 0:
+        raise SyscallError(Errno.EINVAL)
+    if mode & FALLOC_FL_PUNCH_HOLE and mode != FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+        raise SyscallError(Errno.EOPNOTSUPP)  # a hole must keep the size (vfs_fallocate)
+    if mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE):
+        raise SyscallError(Errno.EOPNOTSUPP)
+    file = fd_file(ctx, fd)
+    if not file.writable:
+        raise SyscallError(Errno.EBADF)
+    if isinstance(file, PipeEnd):
+        raise SyscallError(Errno.ESPIPE)
+    if not isinstance(file, StorageFile) or isinstance(file, Directory):
+        raise SyscallError(Errno.ENODEV)
+    end = offset + length
+    size = file.stat().size
+    if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE):
+        zeros_end = min(end, size) if mode & FALLOC_FL_KEEP_SIZE else end
+        for start in range(offset, zeros_end, ZERO_CHUNK):
+            file.pwrite(bytes(min(ZERO_CHUNK, zeros_end - start)), start)
+    if not mode & FALLOC_FL_KEEP_SIZE and end > size:
+        call_storage(ctx, TruncateRequest(file.path, end))
     return 0
 
 

@@ -31,8 +31,13 @@ def hidden_name(ctx: SyscallContext, path: str) -> str | None:
     if not any(isinstance(file, StorageFile) and not isinstance(file, Directory)
                and file.path == path for file in ctx.fds.open_files()):
         return None
-    name = f"{HIDDEN_PREFIX}{os.getpid()}-{next(_hidden_names)}"
-    return os.path.join(os.path.dirname(path), name)
+    return hidden_path(os.path.dirname(path))
+
+
+def hidden_path(directory: str) -> str:
+    """A new hidden name in `directory` for a file this process removes when it closes it
+    (an unlinked open file, a memfd)."""
+    return os.path.join(directory, f"{HIDDEN_PREFIX}{os.getpid()}-{next(_hidden_names)}")
 
 
 def renamed(ctx: SyscallContext, old: str, new: str, hidden: bool = False) -> None:
