@@ -1,7 +1,8 @@
 """Scheduling policy and priority: sched_setparam, sched_getparam, sched_setscheduler,
 sched_getscheduler, sched_get_priority_max, sched_get_priority_min, sched_rr_get_interval,
-getpriority and setpriority. See sched(7), sched_setscheduler(2), sched_setparam(2),
-sched_get_priority_max(2), sched_rr_get_interval(2) and getpriority(2).
+sched_setattr, sched_getattr, getpriority, setpriority, ioprio_set and ioprio_get. See
+sched(7), sched_setscheduler(2), sched_setparam(2), sched_get_priority_max(2),
+sched_rr_get_interval(2), sched_setattr(2), getpriority(2) and ioprio_set(2).
 
 The emulated core runs on the processor's host process, whose pid the guest has, so the
 guest's scheduling attributes are that host process's: reading and changing them acts on it,
@@ -11,10 +12,13 @@ process exists for the guest: any other pid is ESRCH.
 
 from __future__ import annotations
 
+import ctypes
 import os
 
+from legorun.managers.vma import PAGE_SIZE
 from legorun.processor.files import host_call
-from syscalls.args import Int, Ptr
+from legorun.processor.hostlib import checked, libc
+from syscalls.args import Int, Ptr, UInt
 from syscalls.context import SyscallContext
 from syscalls.errno import Errno, SyscallError
 
@@ -95,3 +99,65 @@ def sys_setpriority(ctx: SyscallContext, which: Int, who: Int, prio: Int) -> int
     _who(ctx, which, who)
     host_call(lambda: os.setpriority(os.PRIO_PROCESS, 0, prio))
     return 0
+
+
+# sched_getattr(2) and sched_setattr(2): struct sched_attr as this kernel ABI knows it.
+SYS_SCHED_SETATTR, SYS_SCHED_GETATTR = 314, 315
+SCHED_ATTR_SIZE_VER0 = 48
+SCHED_ATTR_SIZE = 56  # VER1: with the utilization clamps
+
+
+def sys_sched_getattr(ctx: SyscallContext, pid: Int, attr: Ptr, size: UInt, flags: UInt) -> int:
+    if not attr or size < SCHED_ATTR_SIZE_VER0 or flags:
+        raise SyscallError(Errno.EINVAL)
+    _self(ctx, pid)
+    buffer = ctypes.create_string_buffer(SCHED_ATTR_SIZE)
+    host_call(lambda: checked(libc().syscall(SYS_SCHED_GETATTR, 0, buffer, SCHED_ATTR_SIZE, 0)))
+    length = min(size, SCHED_ATTR_SIZE)
+    # As copy_struct_to_user: the fields this kernel knows, then zeros to the caller's size.
+    ctx.mem.write(attr, length.to_bytes(4, "little") + buffer.raw[4:length]
+                  + bytes(min(size, PAGE_SIZE) - length))
+    return 0
+
+
+def sys_sched_setattr(ctx: SyscallContext, pid: Int, attr: Ptr, flags: UInt) -> int:
+    if not attr or pid < 0:
+        raise SyscallError(Errno.EINVAL)
+    size = ctx.mem.read_u32(attr) or SCHED_ATTR_SIZE_VER0
+    if size < SCHED_ATTR_SIZE_VER0 or size > PAGE_SIZE:
+        ctx.mem.write_u32(attr, SCHED_ATTR_SIZE)
+        raise SyscallError(Errno.E2BIG)
+    raw = ctx.mem.read(attr, size)
+    if any(raw[SCHED_ATTR_SIZE:]):  # fields this kernel does not know, set
+        ctx.mem.write_u32(attr, SCHED_ATTR_SIZE)
+        raise SyscallError(Errno.E2BIG)
+    _self(ctx, pid)
+    known = min(size, SCHED_ATTR_SIZE)
+    buffer = ctypes.create_string_buffer(known.to_bytes(4, "little") + raw[4:known], known)
+    host_call(lambda: checked(libc().syscall(SYS_SCHED_SETATTR, 0, buffer, flags)))
+    return 0
+
+
+# ioprio_get(2) and ioprio_set(2): the I/O priority of the guest, its host process's.
+SYS_IOPRIO_SET, SYS_IOPRIO_GET = 251, 252
+IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
+
+
+def _io_who(ctx: SyscallContext, which: int, who: int) -> None:
+    own = {IOPRIO_WHO_PROCESS: ctx.proc.pid, IOPRIO_WHO_PGRP: ctx.proc.pid,
+           IOPRIO_WHO_USER: ctx.proc.uid}
+    if which not in own:
+        raise SyscallError(Errno.EINVAL)
+    if who not in (0, own[which]):
+        raise SyscallError(Errno.ESRCH)
+
+
+def sys_ioprio_get(ctx: SyscallContext, which: Int, who: Int) -> int:
+    _io_who(ctx, which, who)
+    return host_call(lambda: checked(libc().syscall(SYS_IOPRIO_GET, IOPRIO_WHO_PROCESS, 0)))
+
+
+def sys_ioprio_set(ctx: SyscallContext, which: Int, who: Int, ioprio: Int) -> int:
+    _io_who(ctx, which, who)
+    return host_call(lambda: checked(libc().syscall(SYS_IOPRIO_SET, IOPRIO_WHO_PROCESS, 0,
+                                                    ioprio)))

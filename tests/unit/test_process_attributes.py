@@ -134,3 +134,34 @@ int main(void) {
 }
 """)
     run_both(tmp_path, exe)
+
+
+def test_sched_attr_and_io_priority(tmp_path: Path) -> None:
+    exe = compile_c(tmp_path, "sched_attr", r"""
+#include <sys/resource.h>
+int main(void) {
+    unsigned char attr[64];
+    memset(attr, 0xaa, sizeof attr);
+    SHOW(syscall(SYS_sched_getattr, 0, attr, sizeof attr, 0));
+    printf("size %u policy %u nice %d, zeroed past the kernel's size: %d\n",
+           *(unsigned *)attr, *(unsigned *)(attr + 4), *(int *)(attr + 16), attr[60]);
+    SHOW(syscall(SYS_sched_getattr, 0, attr, 40, 0));
+    SHOW(syscall(SYS_sched_getattr, 0, attr, 48, 1));
+    memset(attr, 0, sizeof attr);
+    *(unsigned *)attr = 48;
+    *(int *)(attr + 16) = 3;  /* nice 3 */
+    SHOW(syscall(SYS_sched_setattr, 0, attr, 0));
+    SHOW(getpriority(PRIO_PROCESS, 0));
+    *(unsigned *)attr = 64;
+    attr[60] = 1;  /* a field this kernel does not know */
+    SHOW(syscall(SYS_sched_setattr, 0, attr, 0));
+    printf("size written back: %u\n", *(unsigned *)attr);
+    long before = syscall(SYS_ioprio_get, 1, 0);
+    SHOW(before >= 0);
+    SHOW(syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 4));  /* best effort, level 4 */
+    SHOW(syscall(SYS_ioprio_get, 1, 0));
+    SHOW(syscall(SYS_ioprio_get, 9, 0));
+    return 0;
+}
+""")
+    run_both(tmp_path, exe)
