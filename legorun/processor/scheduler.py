@@ -126,7 +126,7 @@ class Scheduler:
     def _needs_run_loop(self, thread: Thread) -> bool:
         """Whether something must happen before the thread's next instruction."""
         return (thread.sigreturn is not None or thread.yielding or self._signals.host.pending()
-                or (self._wants_slices() and not self.preemptive)
+                or (not self.preemptive and self._wants_slices())
                 or bool(self._signals.deliverable(thread)))
 
     # ------------------------------------------------------------ the run loop
@@ -202,7 +202,7 @@ class Scheduler:
     # ------------------------------------------------------------ switching
 
     def _schedule(self, current: Thread) -> None:
-        if self._wants_slices() and not self.preemptive:
+        if not self.preemptive and self._wants_slices():
             self._enable_preemption()
         if current.blocked or current.yielding or self._slice_over():
             current.yielding = False
