@@ -269,8 +269,8 @@ class AddressSpace:
         inode (sem_open(3) maps a file and unlinks it). Pages wholly past the file's end
         stay unstored: they are still a SIGBUS."""
         for vma in self._vmas:
-            if not vma.maps_file_at(path):
-                continue
+            if not vma.maps_file_at(path) or _is_shared(vma):
+                continue  # a shared area's pages live with the processors that share it
             for start, end in self._unstored_runs(vma.start, vma.end):
                 if not self._read_in(vma, start, end):
                     break  # the file ends before `end`

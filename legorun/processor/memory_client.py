@@ -5,7 +5,9 @@ It keeps the VMA list from the last mm reply (so a miss on an unmapped or protec
 faults locally) and the set of pages the memory manager holds data for (so a first touch of
 an anonymous page is zero-filled without an RPC). Before an address-space call changes a
 range it keeps the ExCache coherent: lines of unmapped ranges are dropped, lines of moved
-ranges are written back first, protections of resident lines follow mprotect.
+ranges are written back first, protections of resident lines follow mprotect. MAP_SHARED
+ranges are not cached at all: their pages live in shared memory beside the ExCache
+(shared_memory.py), which each address-space call keeps up to date too.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from legorun.cache.excache import ExCache
     from legorun.processor.shared_memory import SharedMappings
 
+SHARED_TYPES = (MAP_SHARED, MAP_SHARED_VALIDATE)
 MADV_DONTNEED = 4
 MADV_FREE = 8
 MADV_REMOVE = 9
@@ -177,7 +180,7 @@ class MemoryClient:
             self.shared.unmap(addr, addr + length)
         result = self._mm(MmapRequest(self.pid, addr, length, prot, flags, path, offset))
         self._forget(result, result + length)
-        if flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE):
+        if flags & MAP_TYPE in SHARED_TYPES:
             self.shared.map(result, length, path, offset, writable_file)
         return result
 
@@ -231,10 +234,11 @@ class MemoryClient:
         """The file at `path`, or a directory holding files, is about to be unlinked,
         renamed or replaced: the memory manager reads in what this process maps of it first
         (an RPC only when something is mapped from there)."""
-        if any(vma.maps_file_at(path) for vma in self._layout):
+        if any(vma.maps_file_at(path) and vma.flags & MAP_TYPE not in SHARED_TYPES
+               for vma in self._layout):
             self._mm(KeepFilePagesRequest(self.pid, path))
-            assert self.shared is not None
-            self.shared.keep_file_pages(path)
+        assert self.shared is not None
+        self.shared.keep_file_pages(path)
 
     def page_count(self) -> int:
         return sum((vma.end - vma.start) // PAGE_SIZE for vma in self._layout)
