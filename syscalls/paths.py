@@ -21,6 +21,7 @@ from typing import Any
 
 from legorun.processor import procfs, unlinked
 from legorun.processor.devices import open_device
+from legorun.processor.fifo import open_fifo
 from legorun.processor.files import (
     O_CLOEXEC,
     O_CREAT,
@@ -44,6 +45,7 @@ from legorun.rpc.messages import (
     FileStat,
     LinkRequest,
     MkdirRequest,
+    MknodRequest,
     OpenReply,
     OpenRequest,
     PathReply,
@@ -242,6 +244,9 @@ def open_path(ctx: SyscallContext, dirfd: int, pathname: int, flags: int, mode: 
         path = procfs.follow_links(ctx, path)
     mode = mode & ~ctx.proc.umask & 0o7777 if flags & O_CREAT else 0
     reply: OpenReply = call_storage(ctx, OpenRequest(path, flags & ~O_CLOEXEC, mode))
+    if reply.stat is not None and stat_module.S_ISFIFO(reply.stat.mode) and not flags & O_PATH:
+        fifo = open_fifo(reply.stat, path, kept)  # the pipe is the processor's (fifo.py)
+        return ctx.fds.allocate(fifo, cloexec=bool(flags & O_CLOEXEC))
     if reply.stat is not None and stat_module.S_ISDIR(reply.stat.mode):
         file: StorageFile = Directory(ctx.storage, path, kept)
     else:
@@ -421,6 +426,26 @@ def sys_fchdir(ctx: SyscallContext, fd: Fd) -> int:
 
 
 # ---------------------------------------------------------------- namespace changes
+
+
+def mknod_at(ctx: SyscallContext, dirfd: int, pathname: int, mode: int) -> int:
+    """mknod and mknodat: regular files and FIFOs; device and socket nodes are EPERM (the
+    storage manager makes none)."""
+    kind = stat_module.S_IFMT(mode)
+    if kind not in (0, stat_module.S_IFREG, stat_module.S_IFIFO, stat_module.S_IFCHR,
+                    stat_module.S_IFBLK, stat_module.S_IFSOCK):
+        raise SyscallError(Errno.EPERM if kind == stat_module.S_IFDIR else Errno.EINVAL)
+    path = at_path(ctx, dirfd, pathname)
+    call_storage(ctx, MknodRequest(path, kind | mode & ~ctx.proc.umask & 0o7777))
+    return 0
+
+
+def sys_mknod(ctx: SyscallContext, pathname: CStr, mode: UInt, dev: UInt) -> int:
+    return mknod_at(ctx, AT_FDCWD, pathname, mode)
+
+
+def sys_mknodat(ctx: SyscallContext, dirfd: Fd, pathname: CStr, mode: UInt, dev: UInt) -> int:
+    return mknod_at(ctx, dirfd, pathname, mode)
 
 
 def mkdir_at(ctx: SyscallContext, dirfd: int, pathname: int, mode: int) -> int:

@@ -35,6 +35,7 @@ from legorun.rpc.messages import (
     LinkRequest,
     ListxattrRequest,
     MkdirRequest,
+    MknodRequest,
     Opcode,
     OpenReply,
     OpenRequest,
@@ -475,6 +476,26 @@ class StorageManager:
                     os.chmod(host, stat.S_IMODE(st.st_mode) & ~0o1777 | mode)
                 except OSError:
                     pass
+            return StatusReply()
+
+        return self._attempt(run, StatusReply)
+
+    def handle_p2s_mknod(self, req: MknodRequest) -> StatusReply:
+        def run() -> StatusReply:
+            kind = stat.S_IFMT(req.mode) or stat.S_IFREG
+            if kind not in (stat.S_IFREG, stat.S_IFIFO):
+                # Device and socket nodes: the manager makes none in its export.
+                raise SyscallError(Errno.EPERM, req.path)
+            self._require_new_name(req.path)
+            host = self._resolve(req.path, follow_final=False)
+            mode = req.mode & 0o7777
+            if kind == stat.S_IFIFO:
+                os.mkfifo(host, mode)
+            else:
+                os.close(os.open(host, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC,
+                                 mode))
+            if stat.S_IMODE(os.lstat(host).st_mode) != mode:
+                os.chmod(host, mode)  # the manager's own umask must not strip bits (_open)
             return StatusReply()
 
         return self._attempt(run, StatusReply)

@@ -63,6 +63,7 @@ class Opcode(IntEnum):
     P2S_SETXATTR = 0x2013
     P2S_REMOVEXATTR = 0x2014
     P2S_CHOWN = 0x2015
+    P2S_MKNOD = 0x2016
     # memory -> storage
     M2S_READ = 0x3000
     # any component -> a manager served over the network
@@ -420,6 +421,16 @@ class PathReply:
 @dataclass(frozen=True, slots=True)
 class MkdirRequest(Request):
     OPCODE = Opcode.P2S_MKDIR
+    path: str
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class MknodRequest(Request):
+    """Make a regular file or a FIFO at `path` (`mode`: S_IFREG or S_IFIFO, and the
+    permission bits)."""
+
+    OPCODE = Opcode.P2S_MKNOD
     path: str
     mode: int
 
