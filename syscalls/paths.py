@@ -21,7 +21,7 @@ from typing import Any
 
 from legorun.processor import procfs, unlinked
 from legorun.processor.devices import open_device
-from legorun.processor.fifo import open_fifo
+from legorun.processor.fifo import is_named_fifo, open_fifo
 from legorun.processor.files import (
     O_CLOEXEC,
     O_CREAT,
@@ -244,7 +244,7 @@ def open_path(ctx: SyscallContext, dirfd: int, pathname: int, flags: int, mode: 
         path = procfs.follow_links(ctx, path)
     mode = mode & ~ctx.proc.umask & 0o7777 if flags & O_CREAT else 0
     reply: OpenReply = call_storage(ctx, OpenRequest(path, flags & ~O_CLOEXEC, mode))
-    if reply.stat is not None and stat_module.S_ISFIFO(reply.stat.mode) and not flags & O_PATH:
+    if reply.stat is not None and is_named_fifo(reply.stat) and not flags & O_PATH:
         fifo = open_fifo(reply.stat, path, kept)  # the pipe is the processor's (fifo.py)
         return ctx.fds.allocate(fifo, cloexec=bool(flags & O_CLOEXEC))
     if reply.stat is not None and stat_module.S_ISDIR(reply.stat.mode):
