@@ -82,6 +82,8 @@ def sys_rt_sigprocmask(ctx: SyscallContext, how: Int, set: Ptr, oset: Ptr, sigse
         else:
             raise SyscallError(Errno.EINVAL)
         thread.sigmask = mask & ~UNBLOCKABLE
+        if thread.sigmask != old:
+            ctx.signals.mask_changed(thread.sigmask ^ old)
     if oset:
         ctx.mem.write_u64(oset, old)
     return 0
@@ -193,6 +195,9 @@ class SignalSetWait(Wait):
 
     def satisfied(self) -> bool:
         return bool(self._signals.pending_mask(self._thread) & self._wanted)
+
+    def wakeable_from_outside(self) -> bool:
+        return True  # another process may send one
 
     def describe(self) -> str:
         return "for a signal"

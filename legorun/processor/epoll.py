@@ -88,16 +88,19 @@ class Epoll(HostFile):
         if isinstance(file, HostFile) and self._forget not in file.close_listeners:
             file.close_listeners.append(self._forget)
 
-    def _remove(self, key: tuple[int, int]) -> None:
+    def _remove(self, key: tuple[int, int], unregister: bool = True) -> None:
         interest = self._interests.pop(key)
         del self._by_host_fd[interest.host_fd]
-        self._epoll.unregister(interest.host_fd)
+        if unregister:
+            self._epoll.unregister(interest.host_fd)
         os.close(interest.host_fd)
 
     def _forget(self, file: HostFile) -> None:
-        """`file` closed for good: drop every interest in it."""
+        """`file` closed for good: drop every interest in it. An epoll instance a fork
+        shares keeps its registrations for the other process (closing the duplicate the
+        host watches is all this one does), as Linux keeps them while the file lives."""
         for key in [key for key, interest in self._interests.items() if interest.file is file]:
-            self._remove(key)
+            self._remove(key, unregister=not self.shared_by_fork)
         if self._forget in file.close_listeners:
             file.close_listeners.remove(self._forget)
 
@@ -115,7 +118,7 @@ class Epoll(HostFile):
             if isinstance(file, HostFile):
                 self._forget(file)
         for key in list(self._interests):  # inherited streams, which never close
-            self._remove(key)
+            self._remove(key, unregister=not self.shared_by_fork)
         super().close()
 
     def release_host(self) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import signal as host_signal
-from typing import Callable
+from typing import Callable, Protocol
 
 from unicorn.x86_const import (
     UC_X86_REG_EFLAGS,
@@ -207,6 +207,11 @@ def default_disposition(sig: int) -> str:
     return "stop" if sig in STOPPING_BY_DEFAULT else "terminate"
 
 
+class Doorbell(Protocol):
+    def ring(self, pending: int) -> None:
+        """The signals pending for the process or any thread are now `pending`."""
+
+
 class Signals:
     """The process's signal state beyond each thread's own: actions (in ProcessState),
     the signals pending for the process as a whole, the host signals mirrored for it, and
@@ -220,6 +225,7 @@ class Signals:
         self.threads = threads
         self.host = host
         self.shared = PendingSignals()
+        self.doorbells: list[Doorbell] = []  # of the process's signalfds
         self.timers = PosixTimers(host, proc, self._pending_for, self._send_to)
         self._gregs = RegisterFile(cpu.uc, GREG_IDS)
         self._fpu = RegisterFile(cpu.uc, FPU_IDS)
@@ -228,6 +234,7 @@ class Signals:
         """In a new child process: fork(2) leaves its set of pending signals empty."""
         self.shared = PendingSignals()
         thread.pending = PendingSignals()
+        self._ring()
 
     # ------------------------------------------------------------ actions
 
@@ -240,24 +247,35 @@ class Signals:
             self.shared.discard(sig)
             for thread in self.threads:
                 thread.pending.discard(sig)
-        self.host.mirror(sig, self._host_disposition(action))
+            self._ring()
+        self.host.mirror(sig, self._host_disposition(sig))
 
     def sync_host(self) -> None:
         """Mirror every action on the host (after exec reset them)."""
         for sig in range(1, 65):
-            self.host.mirror(sig, self._host_disposition(self.action(sig)))
+            self.host.mirror(sig, self._host_disposition(sig))
 
-    @staticmethod
-    def _host_disposition(action: SignalAction) -> str:
-        if action.handler == SIG_IGN:
+    def mask_changed(self, changed: int) -> None:
+        """A thread blocked or unblocked the signals of `changed`: a signal every thread
+        blocks is caught on the host even at its default action, so that it waits, pending,
+        for sigwait, signalfd or its unblocking instead of ending legorun at once."""
+        for sig in range(1, 65):
+            if changed & sigbit(sig):
+                self.host.mirror(sig, self._host_disposition(sig))
+
+    def _host_disposition(self, sig: int) -> str:
+        handler = self.action(sig).handler
+        if handler == SIG_IGN:
             return IGNORE
-        return DEFAULT if action.handler == SIG_DFL else CATCH
+        if handler == SIG_DFL and not self._blocked_everywhere(sig):
+            return DEFAULT
+        return CATCH
 
     def set_timer(self, which: int, value_s: float, interval_s: float) -> tuple[float, float]:
         """Arm (or with 0, disarm) interval timer `which`; the old (value, interval)."""
         sig = TIMER_SIGNALS[which]
         return self.host.set_timer(which, value_s, interval_s,
-                                   self._host_disposition(self.action(sig)))
+                                   self._host_disposition(sig))
 
     def _ignored(self, sig: int) -> bool:
         handler = self.action(sig).handler
@@ -278,12 +296,14 @@ class Signals:
         if self._ignored(info.signo) and not self._blocked_everywhere(info.signo):
             return
         self.shared.add(info)
+        self._ring()
 
     def send_thread(self, thread: Thread, info: SigInfo) -> None:
         """A signal for one thread (tgkill, tkill, SIGPIPE)."""
         if self._ignored(info.signo) and not thread.sigmask & sigbit(info.signo):
             return
         thread.pending.add(info)
+        self._ring()
 
     def _send_to(self, info: SigInfo, tid: int | None) -> None:
         """A signal for thread `tid` if it still exists, or for the process (None)."""
@@ -307,6 +327,7 @@ class Signals:
             thread.sigmask &= ~bit
             self._proc.sigactions[info.signo] = SignalAction()
         thread.pending.add(info)
+        self._ring()
 
     def _blocked_everywhere(self, sig: int) -> bool:
         return all(thread.sigmask & sigbit(sig) for thread in self.threads)
@@ -336,12 +357,29 @@ class Signals:
     def take(self, thread: Thread, allowed: int) -> SigInfo | None:
         """Dequeue a pending signal of `allowed` for `thread` (its own first). A POSIX
         timer's signal gets its overrun count now, or goes if its timer was deleted."""
-        while info := thread.pending.take(allowed) or self.shared.take(allowed):
-            if not isinstance(info, TimerSignal):
-                return info
-            if (delivered := self.timers.delivered(info)) is not None:
-                return delivered
-        return None
+        try:
+            while info := thread.pending.take(allowed) or self.shared.take(allowed):
+                if not isinstance(info, TimerSignal):
+                    return info
+                if (delivered := self.timers.delivered(info)) is not None:
+                    return delivered
+            return None
+        finally:
+            self._ring()
+
+    def pending_anywhere(self) -> int:
+        """The signals pending for the process or any of its threads."""
+        mask = self.shared.mask
+        for thread in self.threads:
+            mask |= thread.pending.mask
+        return mask
+
+    def _ring(self) -> None:
+        """The pending sets changed: the signalfds' doorbells follow (signalfd.py)."""
+        if self.doorbells:
+            pending = self.pending_anywhere()
+            for doorbell in self.doorbells:
+                doorbell.ring(pending)
 
     # ------------------------------------------------------------ delivery
 
