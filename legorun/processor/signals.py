@@ -226,6 +226,7 @@ class Signals:
         self.host = host
         self.shared = PendingSignals()
         self.doorbells: list[Doorbell] = []  # of the process's signalfds
+        self._held = 0  # signals caught on the host because all threads blocked them
         self.timers = PosixTimers(host, proc, self._pending_for, self._send_to)
         self._gregs = RegisterFile(cpu.uc, GREG_IDS)
         self._fpu = RegisterFile(cpu.uc, FPU_IDS)
@@ -256,18 +257,28 @@ class Signals:
             self.host.mirror(sig, self._host_disposition(sig))
 
     def mask_changed(self, changed: int) -> None:
-        """A thread blocked or unblocked the signals of `changed`: a signal every thread
-        blocks is caught on the host even at its default action, so that it waits, pending,
-        for sigwait, signalfd or its unblocking instead of ending legorun at once."""
+        """A thread blocked or unblocked the signals of `changed`. A signal every thread
+        blocks is caught on the host from then on, even at its default action, so that a
+        kill from outside waits, pending, for sigwait, signalfd or its unblocking instead
+        of ending legorun at once (the run loop applies the default action when it is
+        delivered). It stays caught: masks change often (around every pthread_create and
+        posix_spawn), host actions are syscalls."""
+        blocked = ~0
+        for thread in self.threads:
+            blocked &= thread.sigmask
+        newly = changed & blocked & ~self._held
+        if not newly:
+            return
+        self._held |= newly
         for sig in range(1, 65):
-            if changed & sigbit(sig):
+            if newly & sigbit(sig):
                 self.host.mirror(sig, self._host_disposition(sig))
 
     def _host_disposition(self, sig: int) -> str:
         handler = self.action(sig).handler
         if handler == SIG_IGN:
             return IGNORE
-        if handler == SIG_DFL and not self._blocked_everywhere(sig):
+        if handler == SIG_DFL and not self._held & sigbit(sig):
             return DEFAULT
         return CATCH
 
