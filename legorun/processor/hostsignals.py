@@ -51,6 +51,9 @@ NOT_MIRRORED = frozenset({
 TIMER_SIGNALS = {signal.ITIMER_REAL: signal.SIGALRM, signal.ITIMER_VIRTUAL: signal.SIGVTALRM,
                  signal.ITIMER_PROF: signal.SIGPROF}
 CATCH, IGNORE, DEFAULT = "catch", "ignore", "default"
+# Caught on the host only to be kept pending (the guest blocks it at its default action):
+# no handler runs, so it cannot end a wait (catches_any does not count it).
+HOLD = "hold"
 TIMER_CARRIER = 64  # SIGRTMAX (see the module docstring)
 SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4  # sigev_notify
 # struct sigevent: sigev_value, sigev_signo, sigev_notify, sigev_notify_thread_id; 64 bytes
@@ -101,7 +104,8 @@ class HostSignals:
     # ------------------------------------------------------------ dispositions
 
     def mirror(self, sig: int, disposition: str) -> None:
-        """Make the host disposition of `sig` follow the guest's (CATCH, IGNORE, DEFAULT)."""
+        """Make the host disposition of `sig` follow the guest's (CATCH, HOLD, IGNORE,
+        DEFAULT)."""
         if sig in NOT_MIRRORED or not 1 <= sig <= 64:
             return
         self._requested[sig] = disposition
@@ -114,7 +118,8 @@ class HostSignals:
         if disposition == DEFAULT:
             status = self._lib.hostsig_restore(self._state, sig)
         else:
-            status = self._lib.hostsig_set(self._state, sig, int(disposition == CATCH))
+            status = self._lib.hostsig_set(self._state, sig,
+                                           int(disposition in (CATCH, HOLD)))
         if status:
             raise LegorunError(f"cannot set the host action of signal {sig}: "
                                f"{os.strerror(-status)}")
@@ -141,7 +146,7 @@ class HostSignals:
             return arrived
         self._arrived.value = 0  # before looking: a later arrival sets it again
         for sig, disposition in self._dispositions.items():
-            if disposition == CATCH and self._lib.hostsig_take(self._state, sig, self._info):
+            if disposition in (CATCH, HOLD) and self._lib.hostsig_take(self._state, sig, self._info):
                 arrived.append((sig, self._info[0], self._info[1], self._info[2] & 0xFFFFFFFF,
                                 self._info[3]))
         return arrived

@@ -73,6 +73,7 @@ from legorun.processor.faultaddr import FaultAddress
 from legorun.processor.hostsignals import (
     CATCH,
     DEFAULT,
+    HOLD,
     IGNORE,
     LIBC_INTERNAL,
     TIMER_SIGNALS,
@@ -278,8 +279,8 @@ class Signals:
         handler = self.action(sig).handler
         if handler == SIG_IGN:
             return IGNORE
-        if handler == SIG_DFL and not self._held & sigbit(sig):
-            return DEFAULT
+        if handler == SIG_DFL:
+            return HOLD if self._held & sigbit(sig) else DEFAULT
         return CATCH
 
     def set_timer(self, which: int, value_s: float, interval_s: float) -> tuple[float, float]:
