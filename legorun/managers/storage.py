@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from legorun.hostpipes import is_fifo_node
 from legorun.managers.confine import PathResolver, final_component, host_errno
 from legorun.rpc.messages import (
     AccessRequest,
@@ -184,6 +185,17 @@ def dirent_type(mode: int) -> int:
     return DT_UNKNOWN
 
 
+def _open_for_io(host: str, flags: int) -> int:
+    """Open `host` for one read or write without ever blocking on a FIFO node: a guest's
+    FIFO is the processor's (processor/fifo.py), and a request for one must not stop the
+    manager. A terminal or a pipe reached through /proc blocks as before."""
+    fd = os.open(host, flags | os.O_NONBLOCK)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) and not is_fifo_node(st.st_mode, st.st_dev):
+        os.set_blocking(fd, True)
+    return fd
+
+
 def _check_range(offset: int, length: int) -> None:
     if offset < 0 or length < 0 or offset > _MAX_OFFSET:
         raise SyscallError(Errno.EINVAL, f"offset {offset} length {length}")
@@ -293,7 +305,7 @@ class StorageManager:
     def _read(self, guest_path: str, offset: int, length: int) -> bytes:
         _check_range(offset, length)
         host = self._resolve(guest_path)
-        fd = os.open(host, os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC | self._nofollow)
+        fd = _open_for_io(host, os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC | self._nofollow)
         try:
             size = min(length, MAX_IO)
             try:
@@ -316,7 +328,7 @@ class StorageManager:
         hflags = os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC | self._nofollow
         if req.append:
             hflags |= os.O_APPEND
-        fd = os.open(host, hflags)
+        fd = _open_for_io(host, hflags)
         try:
             data = memoryview(req.data)
             done = 0

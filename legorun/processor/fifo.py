@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 import tempfile
-from functools import cache
 from typing import Callable
 
+from legorun.hostpipes import is_fifo_node
 from legorun.processor.files import (
     O_ACCMODE,
     O_NONBLOCK,
@@ -94,20 +93,9 @@ class FifoEnd(PipeEnd):
         return bool(poll_host([(self, POLLIN)], 0)[0] & POLLHUP)
 
 
-@cache
-def _pipefs_device() -> int:
-    """The device of the host's anonymous pipes, which /proc/PID/fd/N links reach."""
-    read_end, write_end = os.pipe()
-    try:
-        return os.fstat(read_end).st_dev
-    finally:
-        os.close(read_end)
-        os.close(write_end)
-
-
 def is_named_fifo(node: FileStat) -> bool:
     """Whether `node` is a FIFO in a file system, not a pipe reached through /proc."""
-    return stat.S_ISFIFO(node.mode) and node.dev != _pipefs_device()
+    return is_fifo_node(node.mode, node.dev)
 
 
 def open_fifo(node: FileStat, path: str, flags: int) -> FifoEnd:
