@@ -80,10 +80,12 @@ def sys_sched_rr_get_interval(ctx: SyscallContext, pid: Int, tp: Ptr) -> int:
     return 0
 
 
-def _who(ctx: SyscallContext, which: int, who: int) -> None:
+def _who(ctx: SyscallContext, which: int, who: int,
+         kinds: tuple[int, int, int] = (PRIO_PROCESS, PRIO_PGRP, PRIO_USER)) -> None:
     """Check that (which, who) names the guest: itself, its process group (its pid) or its
-    user; the guest's world holds no other process."""
-    own = {PRIO_PROCESS: ctx.proc.pid, PRIO_PGRP: ctx.proc.pid, PRIO_USER: ctx.proc.uid}
+    user, as `kinds` number them; the guest's world holds no other process."""
+    process, group, user = kinds
+    own = {process: ctx.proc.pid, group: ctx.proc.pid, user: ctx.proc.uid}
     if which not in own:
         raise SyscallError(Errno.EINVAL)
     if who not in (0, own[which]):
@@ -143,21 +145,15 @@ SYS_IOPRIO_SET, SYS_IOPRIO_GET = 251, 252
 IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
 
 
-def _io_who(ctx: SyscallContext, which: int, who: int) -> None:
-    own = {IOPRIO_WHO_PROCESS: ctx.proc.pid, IOPRIO_WHO_PGRP: ctx.proc.pid,
-           IOPRIO_WHO_USER: ctx.proc.uid}
-    if which not in own:
-        raise SyscallError(Errno.EINVAL)
-    if who not in (0, own[which]):
-        raise SyscallError(Errno.ESRCH)
+IOPRIO_WHO = (IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER)
 
 
 def sys_ioprio_get(ctx: SyscallContext, which: Int, who: Int) -> int:
-    _io_who(ctx, which, who)
+    _who(ctx, which, who, IOPRIO_WHO)
     return host_call(lambda: checked(libc().syscall(SYS_IOPRIO_GET, IOPRIO_WHO_PROCESS, 0)))
 
 
 def sys_ioprio_set(ctx: SyscallContext, which: Int, who: Int, ioprio: Int) -> int:
-    _io_who(ctx, which, who)
+    _who(ctx, which, who, IOPRIO_WHO)
     return host_call(lambda: checked(libc().syscall(SYS_IOPRIO_SET, IOPRIO_WHO_PROCESS, 0,
                                                     ioprio)))

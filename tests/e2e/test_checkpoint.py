@@ -202,17 +202,6 @@ int main(void) {
 """
 
 
-def test_a_process_with_posix_timers_is_refused(e2e, servers, tmp_path: Path) -> None:
-    program = e2e.compile_c(tmp_path, "posix_timer", POSIX_TIMER)
-    memory = servers.memory()
-    run = e2e.run_legorun(program, cwd=e2e.fresh_dir(),
-                          options=["--memory", memory.address, "--checkpoint-interval", "1ms"])
-    assert run.returncode == 1, run.describe()
-    assert run.stderr.decode().splitlines() == [
-        "legorun: cannot checkpoint: the process has POSIX timers (timer_create), which "
-        "checkpoints do not keep"], run.describe()
-
-
 SHARED_MEMORY = r"""
 #include <stdio.h>
 #include <sys/mman.h>
@@ -227,12 +216,17 @@ int main(void) {
 """
 
 
-def test_a_process_with_writable_shared_memory_is_refused(e2e, servers, tmp_path: Path) -> None:
-    program = e2e.compile_c(tmp_path, "shared_memory", SHARED_MEMORY)
+@pytest.mark.parametrize("source, refusal", [
+    (POSIX_TIMER, "the process has POSIX timers (timer_create), which checkpoints do not keep"),
+    (SHARED_MEMORY, "the process has writable MAP_SHARED memory, which lives beside the "
+                    "memory manager and checkpoints do not keep"),
+], ids=["posix-timers", "shared-memory"])
+def test_state_a_checkpoint_cannot_keep_is_refused(e2e, servers, tmp_path: Path, source: str,
+                                                   refusal: str) -> None:
+    program = e2e.compile_c(tmp_path, "unkept", source)
     memory = servers.memory()
     run = e2e.run_legorun(program, cwd=e2e.fresh_dir(),
                           options=["--memory", memory.address, "--checkpoint-interval", "1ms"])
     assert run.returncode == 1, run.describe()
-    assert run.stderr.decode().splitlines() == [
-        "legorun: cannot checkpoint: the process has writable MAP_SHARED memory, which lives "
-        "beside the memory manager and checkpoints do not keep"], run.describe()
+    assert run.stderr.decode().splitlines() == [f"legorun: cannot checkpoint: {refusal}"], \
+        run.describe()
