@@ -264,10 +264,7 @@ class Signals:
         of ending legorun at once (the run loop applies the default action when it is
         delivered). It stays caught: masks change often (around every pthread_create and
         posix_spawn), host actions are syscalls."""
-        blocked = ~0
-        for thread in self.threads:
-            blocked &= thread.sigmask
-        newly = changed & blocked & ~self._held
+        newly = changed & self._blocked_by_all() & ~self._held
         if not newly:
             return
         self._held |= newly
@@ -342,7 +339,14 @@ class Signals:
         self._ring()
 
     def _blocked_everywhere(self, sig: int) -> bool:
-        return all(thread.sigmask & sigbit(sig) for thread in self.threads)
+        return bool(self._blocked_by_all() & sigbit(sig))
+
+    def _blocked_by_all(self) -> int:
+        """The signals every thread blocks."""
+        blocked = ~0
+        for thread in self.threads:
+            blocked &= thread.sigmask
+        return blocked
 
     # ------------------------------------------------------------ queries
 
