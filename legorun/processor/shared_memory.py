@@ -222,10 +222,6 @@ class SharedMappings:
         self._insert(SharedRange(new, new + new_size, segment, offset))
         self._flush_tlb()
 
-    def _drop(self, start: int, end: int) -> None:
-        """Unmap without writing back (the pages live on elsewhere)."""
-        self._release_unused(self._cut(start, end))
-
     def _release_unused(self, cut: list[SharedRange]) -> None:
         """After `cut` left the ranges: unmap the segments no range uses any more (their
         host memory goes with the last reference, in this process)."""
@@ -255,6 +251,8 @@ class SharedMappings:
                 continue
             for addr in range(shared.start, shared.end, PAGE_SIZE):
                 offset = shared.segment_offset(addr)
+                if offset >= segment.length:
+                    break  # grown by mremap past its memory
                 if not segment.loaded[offset >> PAGE_SHIFT]:
                     try:
                         self._load(segment, offset, addr)
@@ -337,7 +335,7 @@ class SharedMappings:
             return  # the file is gone: its pages have nowhere to go, as on Linux
         file_end = stat.stat.size - segment.file_offset  # bytes past it are not written
         first = piece.offset
-        last = min(piece.offset + (piece.end - piece.start), max(0, file_end))
+        last = min(piece.offset + (piece.end - piece.start), max(0, file_end), segment.length)
         run_start = None
         for offset in range(first, last + PAGE_SIZE, PAGE_SIZE):
             inside = offset < last and segment.loaded[offset >> PAGE_SHIFT]

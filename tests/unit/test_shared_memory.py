@@ -127,6 +127,16 @@ int main(void) {
     SHOW(msync(whole + 1, 4096, MS_SYNC));
     SHOW(msync(whole, 4096, MS_SYNC | MS_ASYNC));
     SHOW(msync(whole, 64 * 4096, MS_ASYNC));
+
+    int grow = open("grow", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    ftruncate(grow, 3 * 4096);
+    char *small = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, grow, 0);
+    char *grown = mremap(small, 4096, 3 * 4096, MREMAP_MAYMOVE);  /* past its memory */
+    SHOW(grown != MAP_FAILED);
+    grown[1] = 'G';
+    show_file("grown, before munmap", grow);
+    SHOW(unlink("grow"));  /* its mapped pages are read in first */
+    SHOW(munmap(grown, 3 * 4096));
     return 0;
 }
 """
