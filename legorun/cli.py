@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from contextlib import nullcontext
 from pathlib import Path
 from typing import ContextManager, NoReturn, Sequence, TextIO
@@ -30,6 +31,8 @@ from legorun.rpc.network import DEFAULT_BANDWIDTH_BPS, DEFAULT_LATENCY_S, Networ
 from legorun.units import parse_bandwidth, parse_duration, parse_frequency, parse_size
 
 PROG = "legorun"
+INTERNAL_ERROR = 70  # EX_SOFTWARE: legorun failed, not the guest
+TRACEBACK_VARIABLE = "LEGORUN_TRACEBACK"
 # `legorun report ...` and the like: a program of that name runs as ./report.
 SUBCOMMANDS = {
     "report": "legorun.report:main",
@@ -377,5 +380,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_status
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a bug in legorun itself: one line, not a traceback
+        if os.environ.get(TRACEBACK_VARIABLE):
+            raise
+        sys.stdout.flush()
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        sys.stderr.write(f"{PROG}: internal error at {Path(frame.filename).name}:"
+                         f"{frame.lineno}: {type(error).__name__}: {error} (please report it; "
+                         f"{TRACEBACK_VARIABLE}=1 shows the traceback)\n")
+        return INTERNAL_ERROR
     sys.stdout.flush()
     return status
