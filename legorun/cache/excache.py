@@ -257,11 +257,13 @@ class ExCache:
 
     # ------------------------------------------------------------ processor-side access
 
-    def slot(self, vaddr: int, access: int) -> int:
-        """The slot holding vaddr's page, loaded on a miss and marked dirty for a write."""
+    def slot(self, vaddr: int, access: int,
+             permitted: tuple[int, bool] | None = None) -> int:
+        """The slot holding vaddr's page, loaded on a miss and marked dirty for a write;
+        `permitted`: the page's (prot, zero_fill), when the caller has looked them up."""
         slot = self._resident.get(vaddr >> PAGE_SHIFT)
         if slot is None:
-            slot = self._fill(vaddr, *self._permitted(vaddr, access))
+            slot = self._fill(vaddr, *(permitted or self._permitted(vaddr, access)))
         elif not self.flags[slot] & ACCESS_PROT.get(access, PROT_READ):
             raise GuestFault(vaddr, access)
         if access == MEM_WRITE:
@@ -271,12 +273,13 @@ class ExCache:
     def page(self, vaddr: int, access: int) -> memoryview:
         """The page at vaddr as the guest sees it, for syscall user access: its line or its
         direct memory."""
+        permitted = None
         if self.direct is not None and vaddr >> PAGE_SHIFT not in self._resident:
-            self._permitted(vaddr, access)
+            permitted = self._permitted(vaddr, access)
             direct = self.direct.page(vaddr)
             if direct is not None:
                 return direct[1]
-        offset = self.slot(vaddr, access) << PAGE_SHIFT
+        offset = self.slot(vaddr, access, permitted) << PAGE_SHIFT
         return self.memory[offset : offset + PAGE_SIZE]
 
     def code_address(self, vaddr: int) -> int:
